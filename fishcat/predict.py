@@ -1,0 +1,72 @@
+"""Prediction: a Predictor wraps one validated checkpoint and returns a probability per class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .images import load_image
+from .preprocess import decode_hint, load_for_model, normalize
+from .trim import trim_screenshot
+
+UNSURE_BELOW = 0.7  # top probability under this is reported as "not sure"
+
+
+@dataclass
+class Prediction:
+    probabilities: dict[str, float]  # class -> probability, summing to 1
+    seen: Image.Image  # exactly what the network saw, after resize/crop (before normalisation)
+    box: tuple[int, int, int, int]  # the region of the input that was classified (trim)
+    size: tuple[int, int]  # the input image's size
+
+    @property
+    def label(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+    @property
+    def sure(self) -> bool:
+        return self.confidence >= UNSURE_BELOW
+
+    @property
+    def trimmed(self) -> bool:
+        return self.box != (0, 0, *self.size)
+
+
+class Predictor:
+    """Classifies PIL images or files with one checkpoint. Safe to call from several threads."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self.checkpoint = checkpoint
+        self.spec = checkpoint.input_spec
+        self.classes = checkpoint.classes
+
+    @classmethod
+    def from_path(cls, path: str | Path, device: str = "auto") -> "Predictor":
+        return cls(load_checkpoint(path, device))
+
+    def predict(self, source, *, trim: bool = False) -> Prediction:
+        """`source`: a path, bytes, file object or PIL image. `trim`: cut screenshot chrome first."""
+        # Trimming looks at the whole screenshot, so only untrimmed JPEGs may use draft decoding.
+        image = load_image(source, min_size=None if trim else decode_hint(self.spec))
+        size = image.size
+        box = (0, 0, *size)
+        if trim:
+            image, box = trim_screenshot(image)
+        x, seen = load_for_model(image, self.spec)
+        probs = self.probabilities(x.unsqueeze(0))[0]
+        return Prediction({c: float(p) for c, p in zip(self.classes, probs)}, seen=seen, box=box, size=size)
+
+    @torch.inference_mode()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) uint8 -> (B, classes) probabilities on the CPU."""
+        model = self.checkpoint.model
+        x = normalize(images.to(self.checkpoint.device), self.spec)
+        return torch.softmax(model(x).float(), dim=1).cpu()
