@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .paths import PROJECT_ROOT
 from .models import MODELS, build_model, resolve_device, trainable_state_dict
 from .preprocess import InputSpec
 
@@ -80,7 +81,7 @@ def build_metadata(result) -> dict:
             "train_seconds": result.seconds,
         },
         "data": {
-            "root": str(result.dataset.root),
+            "root": _portable(result.dataset.root),
             "counts": counts,
             "notes": list(result.dataset.notes),
             "skipped": [[str(p), why] for p, why in result.skipped],
@@ -88,6 +89,14 @@ def build_metadata(result) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
+
+
+def _portable(path: Path) -> str:
+    """A path inside the project is stored relative to it, so a shipped checkpoint reads well anywhere."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def save_checkpoint(model: nn.Module, meta: dict, path: str | Path) -> Path:

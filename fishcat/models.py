@@ -174,12 +174,16 @@ def describe_layers(model: nn.Module, max_rows: int = 40) -> list[tuple[str, str
     """(name, layer, parameters, trainable) for the leaf modules a learner would want to see."""
     rows = []
     for name, module in model.named_modules():
-        if list(module.children()):
-            continue
         params = list(module.parameters(recurse=False))
+        # A layer with its own weights is shown even if it has children (EfficientNet's
+        # Conv2dStaticSamePadding holds a padding module), so every parameter is counted once.
+        if list(module.children()) and not params:
+            continue
         n = sum(p.numel() for p in params)
         trainable = any(p.requires_grad for p in params)
-        rows.append((name, repr(module), n, trainable))
+        # one line, without the children (repr of a module with children spans several lines)
+        text = f"{module._get_name()}({module.extra_repr()})" if list(module.children()) else repr(module)
+        rows.append((name, text, n, trainable))
     if len(rows) > max_rows:
         # A pretrained backbone has hundreds of leaves: show the start, the end and a summary line.
         head, tail = rows[: max_rows // 2], rows[-max_rows // 2 :]

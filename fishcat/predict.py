@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .images import load_image
 from .preprocess import decode_hint, load_for_model, normalize
 from .trim import trim_screenshot
@@ -70,3 +71,33 @@ class Predictor:
         model = self.checkpoint.model
         x = normalize(images.to(self.checkpoint.device), self.spec)
         return torch.softmax(model(x).float(), dim=1).cpu()
+
+
+class ActiveModel:
+    """The checkpoint that answers predictions, swapped atomically; a bad file never replaces it.
+
+    Readers take `self.predictor` once per request, so each prediction runs on one complete model
+    even while another thread activates a new checkpoint.
+    """
+
+    def __init__(self, device: str = "auto") -> None:
+        self.device = device
+        self.predictor: Predictor | None = None
+        self._lock = threading.Lock()  # serialises activations, not predictions
+
+    def activate(self, path: str | Path) -> Predictor:
+        """Load and validate `path`, then make it active; CheckpointError leaves the old one active."""
+        predictor = Predictor.from_path(path, self.device)
+        with self._lock:
+            self.predictor = predictor
+        return predictor
+
+    def activate_first_usable(self, paths: list[Path]) -> tuple[Predictor | None, list[str]]:
+        """Activate the first loadable checkpoint of `paths`; returns it and the errors met."""
+        errors = []
+        for p in paths:
+            try:
+                return self.activate(p), errors
+            except CheckpointError as e:
+                errors.append(str(e))
+        return None, errors
