@@ -13,8 +13,10 @@ import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, NamedTuple
+
+from .images import is_hidden
 
 __all__ = ["ArchiveError", "ArchiveLimits", "extract_zip", "find_dataset_root"]
 
@@ -27,7 +29,6 @@ _MAX_COMPONENT_BYTES = 200
 # A suffix longer than this is not a real file extension; keeping it whole
 # could leave almost nothing of the stem.
 _MAX_SUFFIX_BYTES = 32
-_JUNK_NAMES = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
 # "C:" anywhere would make pathlib/Windows restart the path at a drive root.
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _CORRUPT_ERRORS: tuple[type[BaseException], ...] = (
@@ -65,11 +66,6 @@ class _Member(NamedTuple):
     info: zipfile.ZipInfo
     parts: tuple[str, ...]  # sanitised path components relative to the output root
     is_dir: bool
-
-
-def is_junk_name(name: str) -> bool:
-    """True for OS/VCS clutter and hidden names that never belong in a data set."""
-    return name.startswith(".") or name.casefold() in _JUNK_NAMES
 
 
 def _truncate_component(part: str) -> str:
@@ -165,7 +161,7 @@ def _validate(zf: zipfile.ZipFile, archive: str, limits: ArchiveLimits) -> list[
             raise ArchiveError(
                 f"{archive}: unpacks to more than the limit of {limits.max_total_bytes} bytes"
             )
-        if any(is_junk_name(p) for p in parts):
+        if parts and is_hidden(PurePosixPath(*parts)):
             continue
         if parts:
             members.append(_Member(info, parts, is_dir))
@@ -299,7 +295,7 @@ def find_dataset_root(folder: Path) -> Path:
     """
     current = Path(folder)
     while True:
-        visible = [p for p in current.iterdir() if not is_junk_name(p.name)]
+        visible = [p for p in current.iterdir() if not is_hidden(p.name)]
         if any(p.name.casefold() == "train" for p in visible) or len(visible) != 1:
             return current
         only = visible[0]
