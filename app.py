@@ -7,6 +7,7 @@ one background thread (fishcat.jobs) while loss and accuracy plots stream in. Gr
 from __future__ import annotations
 
 import argparse
+import functools
 import html
 import math
 import shutil
@@ -404,10 +405,10 @@ def checkpoint_choices(app: FishcatApp) -> tuple[list[tuple[str, str]], str | No
     return choices, active_path
 
 
-def under_the_hood(model: str, epochs, lr, batch_size, seed) -> str:
-    info = MODELS.get(model)
-    if info is None:
-        return ""
+@functools.lru_cache(maxsize=None)
+def model_table(model: str) -> str:
+    """Layers and parameter counts of a freshly built model (for 2 classes), as markdown."""
+    info = MODELS[model]
     net = build_model(model, 2)
     trainable, total = count_parameters(net)
     lines = [f"### {model}", info.description, "", f"**Parameters:** {total:,} in all, **{trainable:,} trained** (for 2 classes)", ""]
@@ -419,21 +420,26 @@ def under_the_hood(model: str, epochs, lr, batch_size, seed) -> str:
     lines += ["", "| layer | module | parameters | trains |", "|---|---|---|---|"]
     for name, layer, n, trains in describe_layers(net):
         lines.append(f"| `{name}` | `{html.escape(layer[:80])}` | {n:,} | {'yes' if trains else 'no'} |")
-    spec = info.input_spec
     lines += ["", "**Preprocessing** (the same function for training, evaluation and prediction):", ""]
-    lines += [f"{i}. {html.escape(step)}" for i, step in enumerate(spec.describe(), 1)]
+    lines += [f"{i}. {html.escape(step)}" for i, step in enumerate(info.input_spec.describe(), 1)]
+    return "\n".join(lines)
+
+
+def under_the_hood(model: str, epochs, lr, batch_size, seed) -> str:
+    if model not in MODELS:
+        return ""
     try:
         cfg = asdict(make_config(model, epochs, lr, batch_size, seed))
     except gr.Error as e:
         cfg = {"error": str(e)}
-    lines += [
-        "",
-        "**Training settings:** " + ", ".join(f"{k}={v}" for k, v in cfg.items()),
-        "",
-        "Optimizer Adam, loss cross-entropy, training data shuffled every epoch; validation on `val/` after every epoch; "
-        "test accuracy on `test/` once at the end.",
-    ]
-    return "\n".join(lines)
+    return model_table(model) + "\n\n" + "\n".join(
+        [
+            "**Training settings:** " + ", ".join(f"{k}={v}" for k, v in cfg.items()),
+            "",
+            "Optimizer Adam, loss cross-entropy, training data shuffled every epoch; validation on `val/` after every epoch; "
+            "test accuracy on `test/` once at the end.",
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
