@@ -11,13 +11,18 @@ import functools
 import html
 import math
 import shutil
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import gradio as gr
 from PIL import Image, ImageDraw
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
 
 from fishcat import paths
 from fishcat.archive import ArchiveError, extract_zip, find_dataset_root
@@ -27,7 +32,7 @@ from fishcat.images import ImageError, load_image
 from fishcat.jobs import JobBusy, JobRunner, JobSnapshot
 from fishcat.models import DEFAULT_MODEL, MODELS, build_model, count_parameters, describe_layers
 from fishcat.plots import accuracy_figure, confusion_figure, loss_figure
-from fishcat.predict import UNSURE_BELOW, ActiveModel, Prediction
+from fishcat.predict import TRIM_DECODE_MIN, UNSURE_BELOW, ActiveModel, Prediction
 from fishcat.train import TrainConfig
 
 BUILTIN = "Built-in cat/fish pictures"
@@ -104,13 +109,18 @@ class FishcatApp:
         uploads = self.data_dir / "uploads"
         uploads.mkdir(parents=True, exist_ok=True)
         kept = uploads / f"{stamp}-{name}.zip"
-        shutil.copyfile(upload, kept)
-        dest = self.data_dir / "datasets" / f"{stamp}-{name}"
-        n = 1
-        while dest.exists():
-            dest = self.data_dir / "datasets" / f"{stamp}-{name}-{n}"
-            n += 1
-        extract_zip(kept, dest)
+        try:
+            shutil.copyfile(upload, kept)
+            dest = self.data_dir / "datasets" / f"{stamp}-{name}"
+            n = 1
+            while dest.exists():
+                dest = self.data_dir / "datasets" / f"{stamp}-{name}-{n}"
+                n += 1
+            extract_zip(kept, dest)
+        except BaseException:
+            # A refused archive or a disk that filled up mid-copy leaves no copy behind in uploads/.
+            kept.unlink(missing_ok=True)
+            raise
         return find_dataset_root(dest)
 
 
@@ -179,12 +189,22 @@ def predict_one(app: FishcatApp, path: str | None, trim: bool):
         raise gr.Error(str(e)) from None
     trim_view = None
     if trim:
-        original = load_image(path)
+        original = load_image(path, min_size=TRIM_DECODE_MIN)  # decoded as predict() did, so the box fits
         trim_view = draw_box(original, p.box)
     note = model_card(app)
     if trim and not p.trimmed:
         note += "\n\nTrim found no borders or window chrome to remove; the whole picture was used."
+    if _is_animated(path):
+        note += "\n\nThis is an animated image: only its first frame was classified."
     return p.probabilities, verdict(p), p.seen.resize((224, 224), Image.NEAREST), trim_view, note
+
+
+def _is_animated(path: str) -> bool:
+    try:  # headers only; not MPO/TIFF, whose extra frames are depth maps or pages, not an animation
+        with Image.open(path, formats=("GIF", "PNG", "WEBP")) as im:
+            return bool(getattr(im, "is_animated", False))
+    except Exception:
+        return False
 
 
 def predict_api(app: FishcatApp, path: str | None) -> dict[str, float]:
@@ -211,7 +231,7 @@ def predict_many(app: FishcatApp, files: list[str] | None, trim: bool):
         name = Path(f).name
         try:
             p = predictor.predict(f, trim=trim)
-            thumb = load_image(f)
+            thumb = load_image(f, min_size=(320, 320))
             thumb.thumbnail((320, 320))
             sure = "" if p.sure else " (not sure)"
             items.append((thumb, f"{p.label} {p.confidence:.0%}{sure}: {name}"))
@@ -232,6 +252,10 @@ def resolve_data(app: FishcatApp, source: str, folder: str, upload: str | None, 
         if not folder or not folder.strip():
             raise gr.Error("Type the path of a folder with train/ val/ test/ (or one sub-folder per class).")
         return Path(folder.strip()).expanduser()
+    if current:
+        # Already extracted from this upload by Check data or an earlier Train (a new upload clears it):
+        # no second copy, and Gradio deleting its temp file later does not matter.
+        return Path(current)
     if upload:
         try:
             return app.import_zip(upload)
@@ -239,8 +263,6 @@ def resolve_data(app: FishcatApp, source: str, folder: str, upload: str | None, 
             raise gr.Error(str(e)) from None
         except OSError as e:
             raise gr.Error(f"Could not store the upload: {e.strerror or e}") from None
-    if current:
-        return Path(current)
     raise gr.Error("Upload a .zip of your data set first (train/ val/ test/ folders, or one folder per class).")
 
 
@@ -478,8 +500,9 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
             with gr.Accordion("Several images at once", open=False):
                 many = gr.File(label="Drop several images", file_count="multiple", file_types=["image"])
                 gallery = gr.Gallery(label="Predictions", columns=5, height="auto")
-            # The named API endpoint: image in, {class: probability} out.
-            api_in = gr.Image(type="filepath", visible=False)
+            # The named API endpoint: image in, {class: probability} out. AnyImage, so a script gets
+            # fishcat's own message for a non-image (gr.Image would fail in Pillow with a generic one).
+            api_in = AnyImage(type="filepath", visible=False)
             api_out = gr.JSON(visible=False)
             api_btn = gr.Button(visible=False)
 
@@ -502,17 +525,17 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
                         train_btn = gr.Button("Train", variant="primary")
                         stop_btn = gr.Button("Stop", variant="stop")
                 with gr.Column(scale=2):
-                    status = gr.HTML(progress_html(None))
+                    status = gr.HTML(progress_html(None), elem_id="fc-status")
                     with gr.Row():
-                        loss_plot = gr.Plot(label="Loss")
-                        acc_plot = gr.Plot(label="Accuracy")
+                        loss_plot = gr.Plot(label="Loss", elem_id="fc-loss-plot")
+                        acc_plot = gr.Plot(label="Accuracy", elem_id="fc-accuracy-plot")
                     results = gr.Markdown()
                     with gr.Row():
                         confusion_plot = gr.Plot(label="Confusion matrix", visible=False)
                         wrong = gr.Gallery(label="Test images it got wrong", columns=4, height=320, visible=False)
             with gr.Accordion("Data summary", open=True):
                 summary = gr.Markdown("Press **Check data** to see classes, counts and a few pictures before training.")
-                thumbs = gr.Gallery(label="A few training pictures per class", columns=8, height=200)
+                thumbs = gr.Gallery(label="A few training pictures per class", columns=8, height=200, visible=False)  # empty until checked
                 quarantine_btn = gr.Button("Move unreadable files to a .quarantine folder", visible=False)
             with gr.Accordion("Models (checkpoints)", open=False):
                 ckpt = gr.Dropdown(label="Saved checkpoints (● = active)", choices=[], interactive=True)
@@ -524,12 +547,17 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
             data_root = gr.State(None)
             corrupt_state = gr.State([])
             seen_version = gr.State(-1)
+            seen_plots = gr.State(None)  # (job id, epochs) of the plots this page shows
             timer = gr.Timer(0.5)
 
         # --- predict events ---
         predict_outputs = [label, verdict_md, seen, trimmed, card]
-        image.change(lambda p, t: predict_one(app, p, t), [image, trim], predict_outputs, api_name="classify", show_progress="minimal")
-        trim.change(lambda p, t: predict_one(app, p, t), [image, trim], predict_outputs, api_visibility="private")
+        # A new picture first clears the last one's answer (in the browser, no round trip), so a file that
+        # fails shows its error next to nothing stale; progress and errors show on the probability panel only.
+        image.change(lambda: (None, "", None, None), None, [label, verdict_md, seen, trimmed], queue=False, show_progress="hidden", api_visibility="private").then(
+            lambda p, t: predict_one(app, p, t), [image, trim], predict_outputs, api_name="classify", show_progress="minimal", show_progress_on=label
+        )
+        trim.change(lambda p, t: predict_one(app, p, t), [image, trim], predict_outputs, api_visibility="private", show_progress_on=label)
         many.change(lambda fs, t: predict_many(app, fs, t), [many, trim], gallery, api_visibility="private")
         api_btn.click(lambda p: predict_api(app, p), api_in, api_out, api_name="predict", concurrency_limit=8)
 
@@ -541,8 +569,12 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
             api_visibility="private",
         )
         upload.change(lambda: None, None, data_root, api_visibility="private")
+        def on_check(s, f, u, c, sd):
+            summary_, thumbs_, *rest = check_data(app, s, f, u, c, sd)
+            return (summary_, gr.update(value=thumbs_, visible=True), *rest)
+
         check_btn.click(
-            lambda s, f, u, c, sd: check_data(app, s, f, u, c, sd),
+            on_check,
             [source, folder, upload, data_root, seed],
             [summary, thumbs, data_root, corrupt_state, quarantine_btn],
             api_visibility="private",
@@ -568,14 +600,29 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
         stop_btn.click(on_stop, None, None, api_name="stop", concurrency_limit=None)
 
         # Every open page polls the one job: a second tab or a reload re-attaches to a running run.
-        refresh_outputs = [status, loss_plot, acc_plot, results, confusion_plot, wrong, ckpt, card, seen_version]
+        refresh_outputs = [status, loss_plot, acc_plot, results, confusion_plot, wrong, ckpt, card, seen_version, seen_plots]
+        # Rendering a matplotlib figure costs 0.1-0.5 s of CPU, and the job's version moves on every batch:
+        # render the two plots once per new epoch, for all open pages together, and skip them otherwise.
+        plot_lock = threading.Lock()
+        plot_cache: dict = {}
 
-        def refresh(version: int):
+        def epoch_plots(snap: JobSnapshot):
+            key = (snap.job_id, len(snap.history))
+            with plot_lock:
+                if plot_cache.get("key") != key:
+                    figs = loss_figure(snap.history, snap.config.epochs), accuracy_figure(snap.history, snap.config.epochs)
+                    plot_cache.update(key=key, plots=(loss_plot.postprocess(figs[0]), acc_plot.postprocess(figs[1])))
+                return plot_cache["plots"]
+
+        def refresh(version: int, plots_seen):
             snap = app.runner.snapshot()
-            if snap is None or snap.version == version:
+            if snap is None or (snap.version == version and not snap.running):
                 return [gr.skip()] * len(refresh_outputs)
+            if snap.version == version:  # nothing new, but keep the elapsed time moving
+                return [progress_html(snap)] + [gr.skip()] * (len(refresh_outputs) - 1)
             outs: list = [progress_html(snap)]
-            outs += [loss_figure(snap.history, snap.config.epochs), accuracy_figure(snap.history, snap.config.epochs)]
+            plots_key = (snap.job_id, len(snap.history))
+            outs += [gr.skip(), gr.skip()] if plots_seen == plots_key else list(epoch_plots(snap))
             outs.append(results_markdown(snap))
             if snap.state == "finished" and snap.result is not None and snap.result.test is not None:
                 outs.append(gr.update(value=confusion_figure(snap.result.test.confusion, snap.result.classes), visible=True))
@@ -587,10 +634,10 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
             else:
                 choices, active = checkpoint_choices(app)
                 outs += [gr.update(choices=choices, value=active), model_card(app)]
-            outs.append(snap.version)
+            outs += [snap.version, plots_key]
             return outs
 
-        timer.tick(refresh, seen_version, refresh_outputs, show_progress="hidden", concurrency_limit=None, api_visibility="private")
+        timer.tick(refresh, [seen_version, seen_plots], refresh_outputs, show_progress="hidden", concurrency_limit=None, api_visibility="private")
 
         def refresh_list():
             choices, active = checkpoint_choices(app)
@@ -650,6 +697,59 @@ def _api_snapshot(snap: JobSnapshot) -> dict:
     return out
 
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _host_port(netloc: str) -> tuple[str, str]:
+    """(host, port) of a Host header or an origin's netloc, lower-case; port "" when absent."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):  # [::1]:7860
+        host, _, rest = netloc[1:].partition("]")
+        return host, rest.removeprefix(":")
+    host, _, port = netloc.partition(":")
+    return host, port
+
+
+class SameOriginGuard:
+    """ASGI middleware in front of Gradio: only this app's own pages may call it.
+
+    Gradio withholds CORS headers from other origins, but their requests still run: a page on any
+    web site could post a form or upload a file to http://127.0.0.1:7860 (CSRF), or point its own
+    host name at 127.0.0.1 (DNS rebinding) and then drive the app, folder paths included. So a
+    request whose Origin is another site is refused with 403, and while the app listens on loopback
+    only, so is one whose Host is not localhost/127.0.0.1/[::1]. Requests without an Origin header
+    (gradio_client and other scripts, page loads) pass.
+    """
+
+    def __init__(self, app, loopback_only: bool = True) -> None:
+        self.app = app
+        self.loopback_only = loopback_only
+
+    def refusal(self, headers: Headers) -> str | None:
+        host, port = _host_port(headers.get("host", ""))
+        if self.loopback_only and host not in LOCAL_HOSTS:
+            return f"host {host!r} is not this computer"
+        origin = headers.get("origin")
+        if origin is None:
+            return None
+        o_host, o_port = _host_port(urlsplit(origin).netloc) if "://" in origin else ("", "")
+        local = o_host in LOCAL_HOSTS and host in LOCAL_HOSTS
+        if (o_host, o_port) == (host, port) or (local and o_port == port):
+            return None
+        return f"origin {origin!r} is not this app"
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            why = self.refusal(Headers(scope=scope))
+            if why is not None:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                await PlainTextResponse(f"fishcat refused this request: {why}", status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="fishcat web app")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this computer only)")
@@ -677,6 +777,9 @@ def main(argv: list[str] | None = None) -> None:
         show_error=True,
         css=CSS,
         ssr_mode=False,
+        strict_cors=True,  # Gradio's default, stated: no CORS grant for "null" or foreign origins
+        # Host checks only while nothing but this computer can connect (not with --host or --share).
+        app_kwargs={"middleware": [Middleware(SameOriginGuard, loopback_only=args.host in LOCAL_HOSTS and not args.share)]},
     )
 
 

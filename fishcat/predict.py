@@ -15,6 +15,11 @@ from .preprocess import decode_hint, load_for_model, normalize
 from .trim import trim_screenshot
 
 UNSURE_BELOW = 0.7  # top probability under this is reported as "not sure"
+# Trimming looks at the whole picture, but finding a screenshot's borders does not need every pixel
+# of a camera photo: a JPEG decodes at the smallest DCT scale that keeps both sides at least this
+# (an 8000x6000 photo as 2000x1500: a sixteenth of the pixels). JPEGs with a side under 2048 pixels
+# and all other formats decode at full size, so the box stays in the input's pixels for them.
+TRIM_DECODE_MIN = (1024, 1024)
 
 
 @dataclass
@@ -22,7 +27,7 @@ class Prediction:
     probabilities: dict[str, float]  # class -> probability, summing to 1
     seen: Image.Image  # exactly what the network saw, after resize/crop (before normalisation)
     box: tuple[int, int, int, int]  # the region of the input that was classified (trim)
-    size: tuple[int, int]  # the input image's size
+    size: tuple[int, int]  # the input image's size as decoded (a large JPEG decodes reduced)
 
     @property
     def label(self) -> str:
@@ -55,8 +60,8 @@ class Predictor:
 
     def predict(self, source, *, trim: bool = False) -> Prediction:
         """`source`: a path, bytes, file object or PIL image. `trim`: cut screenshot chrome first."""
-        # Trimming looks at the whole screenshot, so only untrimmed JPEGs may use draft decoding.
-        image = load_image(source, min_size=None if trim else decode_hint(self.spec))
+        # Trimming looks at the whole screenshot, so it gets a larger draft than the model needs.
+        image = load_image(source, min_size=TRIM_DECODE_MIN if trim else decode_hint(self.spec))
         size = image.size
         box = (0, 0, *size)
         if trim:

@@ -5,7 +5,6 @@ Pure numpy + Pillow; the analysis runs on a strided sample of pixels so it stays
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,30 +15,48 @@ Box = tuple[int, int, int, int]  # left, top, right, bottom; right/bottom exclus
 # Longest side of the sampled analysis grid; keeps the cost independent of the screenshot size.
 _GRID_SIDE = 256
 # Cell size in grid samples; picture-ness is judged per cell.
-_CELL = 8
+_CELL = 6
 # A cell is "picture" when its most common exact colour covers less than this share of it (UI is
-# flat fills plus thin strokes, so one exact background colour dominates; photos have sensor noise)...
+# flat fills plus thin strokes, so one exact background colour dominates; photos carry noise)...
 _CELL_MODE = 0.25
-# ...and less than this share of it lies within _UI_TOL of a dominant screenshot colour. JPEG
-# ringing around text breaks exact colours, but the background stays close to its true colour.
+# ...and less than this share of it lies within _UI_TOL of a background colour: JPEG ringing around
+# text breaks exact colours, but the background stays close to its true colour.
 _CELL_UI = 0.5
-# Dominant colours: the most frequent exact colours, each covering at least _UI_SHARE of the samples.
+# Background colours: among the _UI_COLOURS most frequent exact colours, those covering at least
+# _UI_SHARE of the samples whose samples have a same-coloured right neighbour at least _UI_SOLID of
+# the time (solid fills, unlike the speckled repeated values in smooth parts of a JPEG photo).
 _UI_COLOURS = 8
 _UI_SHARE = 0.01
+_UI_SOLID = 0.6
 _UI_TOL = 12
+_UI_LARGE = 0.1
+_SMOOTH = 3
+_ROUGH_SHARE = 0.0
+_FLAT_CONTENT = 1.0
+# Text-like cell: background dominates (mode or background share >= _TEXT_MODE) and at least _TEXT_INK of it contrasts
+# with the background by more than _TEXT_CONTRAST in some channel.
+_TEXT_MODE = 0.5
+_TEXT_INK = 0.03
+_TEXT_CONTRAST = 80
+# Cropping needs at least this many text-like cells outside the picture (or a letterbox frame).
+_MIN_TEXT_CELLS = 6
 # Picture pieces at most _MERGE_GAP cells apart that share _MERGE_OVERLAP of their extent are merged.
 _MERGE_GAP = 2
 _MERGE_OVERLAP = 0.6
 # A line next to the picture is "flat" (part of the surrounding gap or border) when _FLAT_SHARE of
-# it is within _FLAT_TOL of its mean colour, or, for lossy screenshots, when _LOSSY_SHARE of it is
-# within _LOSSY_TOL and its mean is a dominant colour (so smooth sky inside a photo does not count).
+# it is within _EXACT_TOL of its mean colour. For lossy screenshots the tolerance is _FLAT_TOL, and
+# a line also counts when _LOSSY_SHARE of it is within _LOSSY_TOL and its mean is a background colour.
+_FLAT_SHARE = 0.95
 _EXACT_TOL = 1
 _FLAT_TOL = 3
-_FLAT_SHARE = 0.95
 _LOSSY_TOL = 10
 _LOSSY_SHARE = 0.9
-# A screenshot counts as lossy when more than this share of its near-background pixels are not exact.
-_LOSSY_PIXELS = 0.05
+# A screenshot counts as lossy when the samples within _LOSSY_NOISE of a background colour, but
+# not exactly on it, outnumber _LOSSY_PIXELS times the exact ones.
+_LOSSY_NOISE = 3
+_LOSSY_PIXELS = 0.02
+# Flatness of a line is judged on at most about this many pixels along it.
+_LINE_SAMPLES = 256
 # Conservative limits: outside them the input is returned unchanged.
 _MAX_AREA_FRACTION = 0.9
 _MIN_AREA_FRACTION = 0.02
@@ -47,67 +64,105 @@ _MIN_SIDE = 32
 
 
 @dataclass(frozen=True)
-class _Cells:
-    """Result of the coarse pass: the picture's cell box and how cells map to input pixels."""
+class _Grid:
+    """What the coarse pass learned about the screenshot."""
 
-    box: Box  # in cells, end exclusive
+    box: Box  # picture cells, in cells, end exclusive
     step: int  # cell size in input pixels
-    cols: int  # grid size in whole cells
-    rows: int
-    colours: np.ndarray  # dominant screenshot colours, shape (k, 3)
+    text: np.ndarray  # per cell: looks like text or icons on a flat background
+    colours: np.ndarray  # background colours, shape (k, 3)
     lossy: bool  # whether the screenshot looks JPEG-compressed
 
 
-def _mode_fraction(samples: np.ndarray) -> np.ndarray:
-    """Share of the most common value in each row of ``samples`` (n, k)."""
-    k = samples.shape[1]
-    if k == 1:
-        return np.ones(len(samples))
+def _mode(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Most common value of each row of ``samples`` (n, k) and the share of the row it covers."""
+    n, k = samples.shape
     ordered = np.sort(samples, axis=1)
+    if k == 1:
+        return ordered[:, 0], np.ones(n)
     same = ordered[:, 1:] == ordered[:, :-1]
-    # The longest run of equal values in a sorted row is the count of its most common value.
+    # In a sorted row the longest run of equal values is the most common value.
     idx = np.arange(1, k)
-    run_start = np.maximum.accumulate(np.where(same, 0, idx), axis=1)
-    return ((idx - run_start).max(axis=1) + 1) / k
+    run = idx - np.maximum.accumulate(np.where(same, 0, idx), axis=1)
+    end = run.argmax(axis=1)
+    return ordered[np.arange(n), end + 1], (run[np.arange(n), end] + 1) / k
 
 
-def _dominant_colours(packed: np.ndarray) -> np.ndarray:
-    """The screenshot's background colours: frequent exact colours, as an (k, 3) int32 array."""
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=-1).astype(np.int32)
+
+
+def _background_colours(packed: np.ndarray) -> np.ndarray:
+    """The screenshot's background colours as an (k, 3) int32 array (see _UI_SOLID)."""
     values, counts = np.unique(packed, return_counts=True)
     order = np.argsort(-counts, kind="stable")[:_UI_COLOURS]
-    keep = values[order][counts[order] >= _UI_SHARE * packed.size]
-    return np.stack([(keep >> 16) & 255, (keep >> 8) & 255, keep & 255], axis=1).astype(np.int32)
+    keep = []
+    for value, count in zip(values[order], counts[order]):
+        if count < _UI_SHARE * packed.size:
+            break
+        mask = packed == value
+        pairs = int(mask[:, :-1].sum())
+        if not pairs or (mask[:, :-1] & mask[:, 1:]).sum() < _UI_SOLID * pairs:
+            continue
+        # Window and page backgrounds reach the screenshot edge or are huge; the flat fill of an
+        # illustration (an emoji's yellow face) is a compact area inside.
+        edge = mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+        if edge or count >= _UI_LARGE * packed.size:
+            keep.append(int(value))
+    return _unpack(np.array(keep, dtype=np.int64)).reshape(-1, 3)
 
 
-def _near_colours(rgb: np.ndarray, colours: np.ndarray, tol: int) -> np.ndarray:
-    """Mask of pixels in ``rgb`` (..., 3) within ``tol`` of any of ``colours`` in every channel."""
-    near = np.zeros(rgb.shape[:-1], dtype=bool)
-    for colour in colours:
-        near |= (np.abs(rgb - colour) <= tol).all(axis=-1)
-    return near
+def _colour_distance(rgb: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Per pixel of ``rgb`` (..., 3): largest channel difference to the closest of ``colours``."""
+    best = np.full(rgb.shape[:-1], 255, dtype=np.int16)
+    for colour in colours.astype(np.int16):
+        np.minimum(best, np.abs(rgb - colour).max(axis=-1), out=best)
+    return best
 
 
 def _components(mask: np.ndarray, weight: np.ndarray) -> list[tuple[float, Box]]:
-    """4-connected components of ``mask`` as (total weight, bounding box in cells, end exclusive)."""
-    h, w = mask.shape
-    seen = np.zeros((h, w), dtype=bool)
-    found: list[tuple[float, Box]] = []
-    for y0, x0 in zip(*np.nonzero(mask)):
-        if seen[y0, x0]:
-            continue
-        seen[y0, x0] = True
-        queue = deque([(int(y0), int(x0))])
-        total, bx0, by0, bx1, by1 = 0.0, int(x0), int(y0), int(x0), int(y0)
-        while queue:
-            y, x = queue.popleft()
-            total += float(weight[y, x])
-            bx0, by0, bx1, by1 = min(bx0, x), min(by0, y), max(bx1, x), max(by1, y)
-            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not seen[ny, nx]:
-                    seen[ny, nx] = True
-                    queue.append((ny, nx))
-        found.append((total, (bx0, by0, bx1 + 1, by1 + 1)))
-    return found
+    """4-connected components of ``mask`` as (total weight, bounding box in cells, end exclusive).
+
+    Works on horizontal runs with a small union-find, so the Python loop is per run, not per cell.
+    """
+    rows, cols = mask.shape
+    padded = np.zeros((rows, cols + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    change = np.diff(padded, axis=1)
+    csum = np.concatenate([np.zeros((rows, 1)), np.cumsum(weight * mask, axis=1)], axis=1)
+    parent: list[int] = []
+    runs: list[tuple[int, int, int]] = []  # row, start, end (exclusive)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    previous: list[int] = []
+    for y in range(rows):
+        starts = np.nonzero(change[y] == 1)[0]
+        ends = np.nonzero(change[y] == -1)[0]
+        current = []
+        for x0, x1 in zip(starts.tolist(), ends.tolist()):
+            run = len(runs)
+            runs.append((y, x0, x1))
+            parent.append(run)
+            for other in previous:
+                _, p0, p1 = runs[other]
+                if p0 < x1 and x0 < p1:  # overlapping columns: 4-connected
+                    ra, rb = find(run), find(other)
+                    if ra != rb:
+                        parent[ra] = rb
+            current.append(run)
+        previous = current
+    merged: dict[int, list[float]] = {}
+    for i, (y, x0, x1) in enumerate(runs):
+        total = float(csum[y, x1] - csum[y, x0])
+        acc = merged.setdefault(find(i), [0.0, x0, y, x1, y + 1])
+        acc[0] += total
+        acc[1], acc[2], acc[3], acc[4] = min(acc[1], x0), min(acc[2], y), max(acc[3], x1), max(acc[4], y + 1)
+    return [(acc[0], (int(acc[1]), int(acc[2]), int(acc[3]), int(acc[4]))) for acc in merged.values()]
 
 
 def _belongs(main: Box, other: Box) -> bool:
@@ -130,26 +185,45 @@ def _belongs(main: Box, other: Box) -> bool:
     return overlap >= _MERGE_OVERLAP * extent
 
 
-def _coarse_cells(arr: np.ndarray) -> _Cells | None:
+def _coarse(image: Image.Image) -> _Grid | None:
     """Locate the picture on a grid of cells; None when no cell looks like a picture."""
-    h, w = arr.shape[:2]
+    w, h = image.size
     s = max(1, round(max(w, h) / _GRID_SIDE))
-    # Strided sampling (not averaging) keeps exact colours, which is what separates flat UI from photos.
-    grid = arr[::s, ::s]
-    rows, cols = grid.shape[0] // _CELL, grid.shape[1] // _CELL
+    cols, rows = w // s // _CELL, h // s // _CELL
     if rows < 1 or cols < 1:
         return None
-    g = grid[: rows * _CELL, : cols * _CELL].astype(np.int32)
-    packed = (g[..., 0] << 16) | (g[..., 1] << 8) | g[..., 2]
-    per_cell = packed.reshape(rows, _CELL, cols, _CELL).transpose(0, 2, 1, 3).reshape(rows * cols, -1)
-    mode = _mode_fraction(per_cell).reshape(rows, cols)
-    colours = _dominant_colours(packed)
-    near = _near_colours(g, colours, _UI_TOL)
-    ui = near.reshape(rows, _CELL, cols, _CELL).mean(axis=(1, 3))
-    # Lossless screenshots draw backgrounds in exact colours; JPEG leaves many "almost" pixels.
-    n_near = int(near.sum())
-    lossy = n_near > 0 and int((near & ~_near_colours(g, colours, 0)).sum()) > _LOSSY_PIXELS * n_near
-    parts = _components((mode < _CELL_MODE) & (ui < _CELL_UI), 1.0 - mode)
+    # Nearest-neighbour sampling (not averaging) keeps exact colours, which is what separates flat
+    # UI from photos. Sample (i, j) is the pixel near (j * s, i * s).
+    box = (0, 0, cols * _CELL * s, rows * _CELL * s)
+    g = np.asarray(image.resize((cols * _CELL, rows * _CELL), Image.Resampling.NEAREST, box=box)).astype(np.int16)
+    g32 = g.astype(np.int32)
+    packed = (g32[..., 0] << 16) | (g32[..., 1] << 8) | g32[..., 2]
+
+    def per_cell(a: np.ndarray) -> np.ndarray:
+        return a.reshape(rows, _CELL, cols, _CELL, *a.shape[2:]).swapaxes(1, 2).reshape(rows, cols, _CELL * _CELL, *a.shape[2:])
+
+    mode_value, mode = _mode(per_cell(packed).reshape(rows * cols, -1))
+    mode, mode_rgb = mode.reshape(rows, cols), _unpack(mode_value).reshape(rows, cols, 1, 3).astype(np.int16)
+    ink = (np.abs(per_cell(g) - mode_rgb).max(axis=-1) > _TEXT_CONTRAST).mean(axis=-1)
+
+    colours = _background_colours(packed)
+    distance = _colour_distance(g, colours)
+    ui = per_cell(distance <= _UI_TOL).mean(axis=-1)
+    # Lossless screenshots draw backgrounds in exact colours; JPEG adds faint noise around every edge.
+    exact = int((distance == 0).sum())
+    lossy = exact > 0 and int((distance <= _LOSSY_NOISE).sum()) - exact > _LOSSY_PIXELS * exact
+    # Text and icons: thin high-contrast marks on a cell that is mostly one background colour.
+    text = ((mode >= _TEXT_MODE) | (ui >= _TEXT_MODE)) & (ink >= _TEXT_INK)
+
+    # CSS gradients (banners, ads, buttons) have no repeated colours either, but change perfectly
+    # smoothly: their second differences stay tiny, where a photo's noise and texture do not.
+    d2x = np.abs(g[:, 2:] - 2 * g[:, 1:-1] + g[:, :-2]).max(axis=-1)
+    d2y = np.abs(g[2:] - 2 * g[1:-1] + g[:-2]).max(axis=-1)
+    rough = np.zeros(g.shape[:2], dtype=bool)
+    rough[:, 1:-1] |= d2x > _SMOOTH
+    rough[1:-1] |= d2y > _SMOOTH
+    textured = per_cell(rough).mean(axis=-1) >= _ROUGH_SHARE
+    parts = _components(((mode < _CELL_MODE) | (mode < _FLAT_CONTENT)) & (ui < _CELL_UI) & textured, 1.0 - mode)
     if not parts:
         return None
     parts.sort(key=lambda p: -p[0])
@@ -164,25 +238,41 @@ def _coarse_cells(arr: np.ndarray) -> _Cells | None:
                 rest.remove(other)
                 merged = True
                 break
-    return _Cells(box, _CELL * s, cols, rows, colours, lossy)
+    return _Grid(box, _CELL * s, text, colours, lossy)
 
 
-def _flat_lines(region: np.ndarray, axis: int, tol: int, colours: np.ndarray | None) -> np.ndarray:
-    """For each row (axis=0) or column (axis=1) of ``region``, whether it is one near-uniform colour."""
-    r = region.astype(np.int16)
-    along = 1 - axis
-    mean = r.mean(axis=along, keepdims=True)
-    dev = np.abs(r - mean).max(axis=-1)
-    flat = (dev <= tol).mean(axis=along) >= _FLAT_SHARE
-    if colours is not None and len(colours):
-        lossy = (dev <= _LOSSY_TOL).mean(axis=along) >= _LOSSY_SHARE
-        flat |= lossy & _near_colours(np.squeeze(mean, axis=along), colours, _UI_TOL)
+def _band(image: Image.Image, lines: tuple[int, int], span: tuple[int, int], axis: int) -> np.ndarray:
+    """Lines ``lines`` (rows for axis 0, columns for axis 1) over ``span`` as (lines, samples, 3) int16.
+
+    A flat line is flat in any subsample of it, so long lines are thinned out to at most
+    _LINE_SAMPLES pixels; a nearest-neighbour resize does that without copying the whole image.
+    """
+    lo, hi = lines
+    a, b = span
+    n = min(b - a, _LINE_SAMPLES)
+    if axis == 0:
+        band = image.resize((n, hi - lo), Image.Resampling.NEAREST, box=(a, lo, b, hi))
+        return np.asarray(band).astype(np.int16)
+    band = image.resize((hi - lo, n), Image.Resampling.NEAREST, box=(lo, a, hi, b))
+    return np.asarray(band).astype(np.int16).swapaxes(0, 1)
+
+
+def _flat_lines(band: np.ndarray, grid: _Grid) -> np.ndarray:
+    """For each line of ``band`` (lines, samples, 3), whether it is one near-uniform colour."""
+    n = band.shape[1]
+    mean = (band.sum(axis=1, dtype=np.int32) // n).astype(np.int16)
+    dev = np.abs(band - mean[:, None, :]).max(axis=-1)
+    if not grid.lossy:
+        # The lenient JPEG test would also accept smooth photo areas close to the page colour.
+        return (dev <= _EXACT_TOL).sum(axis=1) >= _FLAT_SHARE * n
+    flat = (dev <= _FLAT_TOL).sum(axis=1) >= _FLAT_SHARE * n
+    lenient = (dev <= _LOSSY_TOL).sum(axis=1) >= _LOSSY_SHARE * n
+    if len(grid.colours):
+        flat |= lenient & (_colour_distance(mean, grid.colours) <= _UI_TOL)
     return flat
 
 
-def _find_edge(
-    arr: np.ndarray, inner: int, outer: int, span: tuple[int, int], axis: int, lossy: tuple[int, np.ndarray | None]
-) -> int:
+def _find_edge(image: Image.Image, inner: int, outer: int, span: tuple[int, int], axis: int, grid: _Grid) -> int:
     """Walk from ``inner`` (inside the picture) towards ``outer`` and stop at the first flat line.
 
     ``axis`` 0 walks over rows (``span`` is a column range), 1 over columns (``span`` a row range).
@@ -193,45 +283,98 @@ def _find_edge(
     # lines next to a picture vary, while their middle stays one flat colour.
     trim = (b - a) // 5
     a, b = a + trim, b - trim
-    if inner == outer or b <= a:
-        return outer
     lo, hi = (outer, inner) if outer < inner else (inner + 1, outer)
-    if hi <= lo:
+    if hi <= lo or b <= a:
         return outer
-    region = arr[lo:hi, a:b] if axis == 0 else arr[a:b, lo:hi]
-    flat = np.nonzero(_flat_lines(region, axis, *lossy))[0]
+    flat = np.nonzero(_flat_lines(_band(image, (lo, hi), (a, b), axis), grid))[0]
     if not flat.size:
         return outer
     # Walking towards smaller coordinates the nearest flat line is the last one, else the first.
     return lo + int(flat[-1]) + 1 if outer < inner else lo + int(flat[0])
 
 
-def _refine(arr: np.ndarray, cells: _Cells) -> Box:
+def _walk(image: Image.Image, inner: int, near: int, border: int, span: tuple[int, int], axis: int, grid: _Grid) -> int:
+    """Find the edge between ``inner`` and ``near``; failing that, keep walking towards ``border``.
+
+    A picture in a screenshot ends at a flat gap, a border line or the screenshot edge; without any
+    flat line the picture simply continues (a plain photo), so the edge becomes the border.
+    """
+    edge = _find_edge(image, inner, near, span, axis, grid)
+    direction = 1 if border > inner else -1
+    while edge == near and near != border:
+        start = near - direction  # re-examine the last line so none is skipped
+        near = min(border, near + 4 * grid.step) if direction > 0 else max(border, near - 4 * grid.step)
+        edge = _find_edge(image, start, near, span, axis, grid)
+    return edge
+
+
+def _refine(image: Image.Image, grid: _Grid) -> Box:
     """Turn the cell box into a pixel box by finding the flat gap that surrounds the picture."""
-    h, w = arr.shape[:2]
-    cx0, cy0, cx1, cy1 = cells.box
-    step = cells.step
-    # Search one cell beyond the picture cells (the edge can sit anywhere in a boundary cell), or up
-    # to the image border when the picture cells reach the last whole cell.
-    out_l, out_t = max(0, (cx0 - 1) * step), max(0, (cy0 - 1) * step)
-    out_r = w if cx1 >= cells.cols else min(w, (cx1 + 1) * step)
-    out_b = h if cy1 >= cells.rows else min(h, (cy1 + 1) * step)
+    w, h = image.size
+    rows, cols = grid.text.shape
+    cx0, cy0, cx1, cy1 = grid.box
+    step = grid.step
+    # Look first within one cell beyond the picture cells (the edge can sit anywhere in a boundary cell).
+    near_l, near_t = max(0, (cx0 - 1) * step), max(0, (cy0 - 1) * step)
+    near_r = w if cx1 >= cols else min(w, (cx1 + 1) * step)
+    near_b = h if cy1 >= rows else min(h, (cy1 + 1) * step)
     # Start one cell inside: boundary cells may hang over the edge, inner ones are picture.
     mid_x, mid_y = (cx0 + cx1) * step // 2, (cy0 + cy1) * step // 2
-    in_l, in_r = min((cx0 + 1) * step, mid_x), max((cx1 - 1) * step, mid_x)
-    in_t, in_b = min((cy0 + 1) * step, mid_y), max((cy1 - 1) * step, mid_y)
-    in_r, in_b = min(in_r, w - 1), min(in_b, h - 1)
-    left, top, right, bottom = in_l, in_t, in_r + 1, in_b + 1
-    # The lenient test for JPEG would also accept smooth photo areas close to the page colour, so
-    # lossless screenshots get only the strict one.
-    lossy = (_FLAT_TOL, cells.colours) if cells.lossy else (_EXACT_TOL, None)
-    # Columns are judged over the rows found so far and vice versa; a second round uses the better spans.
-    for _ in range(2):
-        left = _find_edge(arr, in_l, out_l, (top, bottom), 1, lossy)
-        right = _find_edge(arr, in_r, out_r, (top, bottom), 1, lossy)
-        top = _find_edge(arr, in_t, out_t, (left, right), 0, lossy)
-        bottom = _find_edge(arr, in_b, out_b, (left, right), 0, lossy)
+    in_l, in_r = min((cx0 + 1) * step, mid_x), min(max((cx1 - 1) * step, mid_x), w - 1)
+    in_t, in_b = min((cy0 + 1) * step, mid_y), min(max((cy1 - 1) * step, mid_y), h - 1)
+    # Columns are judged over the rows found so far and vice versa, so a second round with the
+    # better spans only re-checks the stretch between the start and the first-round edge.
+    left = _walk(image, in_l, near_l, 0, (in_t, in_b + 1), 1, grid)
+    right = _walk(image, in_r, near_r, w, (in_t, in_b + 1), 1, grid)
+    top = _walk(image, in_t, near_t, 0, (left, right), 0, grid)
+    bottom = _walk(image, in_b, near_b, h, (left, right), 0, grid)
+
+    def again(inner: int, edge: int, outer: int, span: tuple[int, int], axis: int) -> int:
+        found = _find_edge(image, inner, outer, span, axis, grid)
+        return edge if found == outer else found
+
+    if left > 0:
+        left = again(in_l, left, left - 1, (top, bottom), 1)
+    if right < w:
+        right = again(in_r, right, right + 1, (top, bottom), 1)
+    if top > 0:
+        top = again(in_t, top, top - 1, (left, right), 0)
+    if bottom < h:
+        bottom = again(in_b, bottom, bottom + 1, (left, right), 0)
     return left, top, right, bottom
+
+
+def _blank(image: Image.Image, box: Box, axis: int, grid: _Grid) -> tuple[bool, np.ndarray]:
+    """Whether every line of a margin is flat (no text, icons or other content), and its mean colour."""
+    left, top, right, bottom = box
+    lines, span = ((top, bottom), (left, right)) if axis == 0 else ((left, right), (top, bottom))
+    band = _band(image, lines, span, axis)[::2]  # every second line: text and icons are taller
+    return bool(_flat_lines(band, grid).all()), band.reshape(-1, 3).mean(axis=0)
+
+
+def _looks_like_screenshot(image: Image.Image, box: Box, grid: _Grid) -> bool:
+    """Whether cropping to ``box`` removes screen content rather than part of a plain photo.
+
+    Text or icons outside the picture are the evidence of a screenshot. Without them, only a
+    letterbox-like frame is removed: blank margins on two opposite sides in the same colour. A
+    single flat band is more likely an overcast sky or a wall that belongs to the photo.
+    """
+    w, h = image.size
+    left, top, right, bottom = box
+    step = grid.step
+    rows, cols = grid.text.shape
+    ys, xs = np.arange(rows) * step, np.arange(cols) * step
+    outside = ((ys + step <= top) | (ys >= bottom))[:, None] | ((xs + step <= left) | (xs >= right))[None, :]
+    if int((grid.text & outside).sum()) >= _MIN_TEXT_CELLS:
+        return True
+    pairs = (((0, 0, left, h), (right, 0, w, h), 1), ((0, 0, w, top), (0, bottom, w, h), 0))
+    for box_a, box_b, axis in pairs:
+        if box_a[2] > box_a[0] and box_a[3] > box_a[1] and box_b[2] > box_b[0] and box_b[3] > box_b[1]:
+            blank_a, colour_a = _blank(image, box_a, axis, grid)
+            blank_b, colour_b = _blank(image, box_b, axis, grid)
+            if blank_a and blank_b and np.abs(colour_a - colour_b).max() <= _UI_TOL:
+                return True
+    return False
 
 
 def trim_screenshot(image: Image.Image) -> tuple[Image.Image, Box]:
@@ -245,16 +388,17 @@ def trim_screenshot(image: Image.Image) -> tuple[Image.Image, Box]:
     full: Box = (0, 0, w, h)
     if w < 2 * _MIN_SIDE or h < 2 * _MIN_SIDE:
         return rgb, full
-    arr = np.asarray(rgb)
-    cells = _coarse_cells(arr)
-    if cells is None:
+    grid = _coarse(rgb)
+    if grid is None:
         return rgb, full
-    left, top, right, bottom = _refine(arr, cells)
+    box = _refine(rgb, grid)
+    left, top, right, bottom = box
     bw, bh = right - left, bottom - top
     if bw < _MIN_SIDE or bh < _MIN_SIDE:
         return rgb, full
     area = bw * bh
     if area < _MIN_AREA_FRACTION * w * h or area > _MAX_AREA_FRACTION * w * h:
         return rgb, full
-    box = (left, top, right, bottom)
+    if not _looks_like_screenshot(rgb, box, grid):
+        return rgb, full
     return rgb.crop(box), box

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from fishcat.paths import EXAMPLES_DIR, PROJECT_ROOT
+from fishcat.paths import EXAMPLES_DIR
 
 # Base colour per class; any class name not listed gets a colour derived from its index.
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -120,11 +119,6 @@ def class_folder(tmp_path: Path) -> Path:
     return make_class_folders(tmp_path / "plain", {"cat": 20, "fish": 20})
 
 
-@pytest.fixture(scope="session")
-def project_root() -> Path:
-    return PROJECT_ROOT
-
-
 # Make the helpers reachable from test modules without importing conftest by name.
 @pytest.fixture(scope="session")
 def gen() -> "Gen":
@@ -143,5 +137,3 @@ class Gen:
     cat_photo = CAT_PHOTO
     fish_photo = FISH_PHOTO
 
-
-Factory = Callable[..., Path]
