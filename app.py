@@ -413,7 +413,7 @@ def wrong_gallery(snap: JobSnapshot) -> list[tuple[Image.Image, str]]:
         try:
             img = load_image(path, min_size=(128, 128))
             img.thumbnail((200, 200))
-            out.append((img, f"{true} taken for {pred} ({conf:.0%})"))
+            out.append((img, f"{true} → {pred} {conf:.0%}"))  # short: a gallery cell is ~100 px wide
         except ImageError:
             continue
     return out
@@ -527,12 +527,13 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
                 with gr.Column(scale=2):
                     status = gr.HTML(progress_html(None), elem_id="fc-status")
                     with gr.Row():
-                        loss_plot = gr.Plot(label="Loss", elem_id="fc-loss-plot")
-                        acc_plot = gr.Plot(label="Accuracy", elem_id="fc-accuracy-plot")
+                        # the figures carry their own titles; a block label would cover the top of the y axis
+                        loss_plot = gr.Plot(label="Loss", show_label=False, elem_id="fc-loss-plot")
+                        acc_plot = gr.Plot(label="Accuracy", show_label=False, elem_id="fc-accuracy-plot")
                     results = gr.Markdown()
                     with gr.Row():
                         confusion_plot = gr.Plot(label="Confusion matrix", visible=False)
-                        wrong = gr.Gallery(label="Test images it got wrong", columns=4, height=320, visible=False)
+                        wrong = gr.Gallery(label="Test images it got wrong (true → predicted)", columns=3, height=320, visible=False)
             with gr.Accordion("Data summary", open=True):
                 summary = gr.Markdown("Press **Check data** to see classes, counts and a few pictures before training.")
                 thumbs = gr.Gallery(label="A few training pictures per class", columns=8, height=200, visible=False)  # empty until checked
@@ -678,9 +679,15 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
 
         def on_load():
             choices, active = checkpoint_choices(app)
-            return gr.update(choices=choices, value=active), model_card(app), under_the_hood(DEFAULT_MODEL, 20, 0.001, 64, 0), -1
+            snap = app.runner.snapshot()
+            if snap is not None and snap.running:  # a reload mid-run: show the settings of the run on screen
+                c = snap.config
+                settings = [c.model, c.epochs, c.lr, c.batch_size, c.seed]
+            else:
+                settings = [gr.skip()] * 5
+            return gr.update(choices=choices, value=active), model_card(app), under_the_hood(DEFAULT_MODEL, 20, 0.001, 64, 0), -1, *settings
 
-        demo.load(on_load, None, [ckpt, card, hood, seen_version], api_visibility="private")
+        demo.load(on_load, None, [ckpt, card, hood, seen_version, model, epochs, lr, batch_size, seed], api_visibility="private")
     return demo
 
 

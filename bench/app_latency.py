@@ -128,11 +128,8 @@ PAGE_OBSERVER = """
   window.__fc = [];
   const status = () => { const s = document.querySelector('.fc-status'); return s ? s.innerText : ''; };
   const lossSrc = () => {
-    for (const b of document.querySelectorAll('.block')) {
-      const l = b.querySelector('[data-testid=block-label]');
-      if (l && l.innerText.trim() === 'Loss') { const i = b.querySelector('img'); return i ? i.src.length + ':' + i.src.slice(-40) : ''; }
-    }
-    return '';
+    const i = document.querySelector('#fc-loss-plot img');
+    return i ? i.src.length + ':' + i.src.slice(-40) : '';
   };
   let last = ['', ''];
   const record = () => {

@@ -237,6 +237,7 @@ def evaluate(out: Path, save_crops: Path | None, jpeg: int | None) -> None:
     boxes = json.loads((out / "boxes.json").read_text())
     results = []
     times = []
+    cpu_times = []
     for name, info in sorted(boxes.items()):
         path = out / name
         if not path.exists():
@@ -248,11 +249,12 @@ def evaluate(out: Path, save_crops: Path | None, jpeg: int | None) -> None:
             buf = io.BytesIO()
             image.save(buf, "JPEG", quality=jpeg)
             image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         crop, box = trim_screenshot(image)
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
         score = iou(box, info["box"])
-        results.append((score, name, box, info["box"]))
+        results.append((score, name, tuple(box), info["box"], tuple(box) == (0, 0, *image.size)))
         if save_crops is not None:
             target = save_crops / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -265,9 +267,15 @@ def evaluate(out: Path, save_crops: Path | None, jpeg: int | None) -> None:
     print(f"IoU median {statistics.median(scores):.3f}  mean {statistics.fmean(scores):.3f}  min {scores[0]:.3f}")
     for t in (0.95, 0.9, 0.8, 0.5):
         print(f"  IoU >= {t}: {sum(s >= t for s in scores) / len(scores):.1%}")
-    print(f"time per image: median {statistics.median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms")
+    unchanged = sum(r[4] for r in results)
+    wrong = sum(1 for r in results if r[0] < 0.5 and not r[4])
+    print(f"returned unchanged: {unchanged}; cropped to the wrong place (IoU < 0.5): {wrong}")
+    print(
+        f"time per image: wall median {statistics.median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms;"
+        f" CPU median {statistics.median(cpu_times) * 1000:.1f} ms, max {max(cpu_times) * 1000:.1f} ms"
+    )
     print("worst:")
-    for score, name, box, truth in sorted(results)[:8]:
+    for score, name, box, truth, _ in sorted(results)[:8]:
         print(f"  {score:.3f} {name} got {list(box)} true {truth} {boxes[name]['layout']}")
 
 

@@ -1,6 +1,6 @@
-"""Find the main picture (photo or illustration) inside a screenshot and crop away chrome, text and borders.
+"""Find the main picture (photo) inside a screenshot and crop away window chrome, text and flat borders.
 
-Pure numpy + Pillow; the analysis runs on a strided sample of pixels so it stays fast on large screenshots.
+Pure numpy + Pillow; the analysis runs on sampled pixels, so it stays fast on large screenshots.
 """
 
 from __future__ import annotations
@@ -22,19 +22,21 @@ _CELL_MODE = 0.25
 # ...and less than this share of it lies within _UI_TOL of a background colour: JPEG ringing around
 # text breaks exact colours, but the background stays close to its true colour.
 _CELL_UI = 0.5
+_UI_TOL = 12
 # Background colours: among the _UI_COLOURS most frequent exact colours, those covering at least
-# _UI_SHARE of the samples whose samples have a same-coloured right neighbour at least _UI_SOLID of
-# the time (solid fills, unlike the speckled repeated values in smooth parts of a JPEG photo).
+# _UI_SHARE of the samples, whose samples have a same-coloured right neighbour at least _UI_SOLID
+# of the time (solid fills, unlike the speckled repeated values in smooth parts of a JPEG photo),
+# and which reach the screenshot edge or cover at least _UI_LARGE of it.
 _UI_COLOURS = 8
 _UI_SHARE = 0.01
 _UI_SOLID = 0.6
-_UI_TOL = 12
 _UI_LARGE = 0.1
+# A picture cell also needs _ROUGH_SHARE of its samples with a second difference above _SMOOTH,
+# which rules out CSS gradients (banners, ads) and blurry upscaled icons.
 _SMOOTH = 3
-_ROUGH_SHARE = 0.0
-_FLAT_CONTENT = 1.0
-# Text-like cell: background dominates (mode or background share >= _TEXT_MODE) and at least _TEXT_INK of it contrasts
-# with the background by more than _TEXT_CONTRAST in some channel.
+_ROUGH_SHARE = 0.25
+# Text-like cell: one colour or the background covers >= _TEXT_MODE of it, and at least _TEXT_INK
+# of it contrasts with its most common colour by more than _TEXT_CONTRAST in some channel.
 _TEXT_MODE = 0.5
 _TEXT_INK = 0.03
 _TEXT_CONTRAST = 80
@@ -120,6 +122,10 @@ def _colour_distance(rgb: np.ndarray, colours: np.ndarray) -> np.ndarray:
     return best
 
 
+def _union(a: Box, b: Box) -> Box:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
 def _components(mask: np.ndarray, weight: np.ndarray) -> list[tuple[float, Box]]:
     """4-connected components of ``mask`` as (total weight, bounding box in cells, end exclusive).
 
@@ -156,13 +162,13 @@ def _components(mask: np.ndarray, weight: np.ndarray) -> list[tuple[float, Box]]
                         parent[ra] = rb
             current.append(run)
         previous = current
-    merged: dict[int, list[float]] = {}
+    merged: dict[int, tuple[float, Box]] = {}
     for i, (y, x0, x1) in enumerate(runs):
         total = float(csum[y, x1] - csum[y, x0])
-        acc = merged.setdefault(find(i), [0.0, x0, y, x1, y + 1])
-        acc[0] += total
-        acc[1], acc[2], acc[3], acc[4] = min(acc[1], x0), min(acc[2], y), max(acc[3], x1), max(acc[4], y + 1)
-    return [(acc[0], (int(acc[1]), int(acc[2]), int(acc[3]), int(acc[4]))) for acc in merged.values()]
+        root = find(i)
+        weight_so_far, box = merged.get(root, (0.0, (x0, y, x1, y + 1)))
+        merged[root] = (weight_so_far + total, _union(box, (x0, y, x1, y + 1)))
+    return list(merged.values())
 
 
 def _belongs(main: Box, other: Box) -> bool:
@@ -195,15 +201,19 @@ def _coarse(image: Image.Image) -> _Grid | None:
     # Nearest-neighbour sampling (not averaging) keeps exact colours, which is what separates flat
     # UI from photos. Sample (i, j) is the pixel near (j * s, i * s).
     box = (0, 0, cols * _CELL * s, rows * _CELL * s)
-    g = np.asarray(image.resize((cols * _CELL, rows * _CELL), Image.Resampling.NEAREST, box=box)).astype(np.int16)
+    sampled = image.resize((cols * _CELL, rows * _CELL), Image.Resampling.NEAREST, box=box)
+    g = np.asarray(sampled).astype(np.int16)
     g32 = g.astype(np.int32)
     packed = (g32[..., 0] << 16) | (g32[..., 1] << 8) | g32[..., 2]
 
     def per_cell(a: np.ndarray) -> np.ndarray:
-        return a.reshape(rows, _CELL, cols, _CELL, *a.shape[2:]).swapaxes(1, 2).reshape(rows, cols, _CELL * _CELL, *a.shape[2:])
+        """(rows*C, cols*C, ...) -> (rows, cols, C*C, ...): the samples of each cell side by side."""
+        tail = a.shape[2:]
+        return a.reshape(rows, _CELL, cols, _CELL, *tail).swapaxes(1, 2).reshape(rows, cols, -1, *tail)
 
     mode_value, mode = _mode(per_cell(packed).reshape(rows * cols, -1))
-    mode, mode_rgb = mode.reshape(rows, cols), _unpack(mode_value).reshape(rows, cols, 1, 3).astype(np.int16)
+    mode = mode.reshape(rows, cols)
+    mode_rgb = _unpack(mode_value).reshape(rows, cols, 1, 3).astype(np.int16)
     ink = (np.abs(per_cell(g) - mode_rgb).max(axis=-1) > _TEXT_CONTRAST).mean(axis=-1)
 
     colours = _background_colours(packed)
@@ -223,7 +233,7 @@ def _coarse(image: Image.Image) -> _Grid | None:
     rough[:, 1:-1] |= d2x > _SMOOTH
     rough[1:-1] |= d2y > _SMOOTH
     textured = per_cell(rough).mean(axis=-1) >= _ROUGH_SHARE
-    parts = _components(((mode < _CELL_MODE) | (mode < _FLAT_CONTENT)) & (ui < _CELL_UI) & textured, 1.0 - mode)
+    parts = _components((mode < _CELL_MODE) & (ui < _CELL_UI) & textured, 1.0 - mode)
     if not parts:
         return None
     parts.sort(key=lambda p: -p[0])
@@ -234,7 +244,7 @@ def _coarse(image: Image.Image) -> _Grid | None:
         merged = False
         for other in rest:
             if _belongs(box, other):
-                box = (min(box[0], other[0]), min(box[1], other[1]), max(box[2], other[2]), max(box[3], other[3]))
+                box = _union(box, other)
                 rest.remove(other)
                 merged = True
                 break
@@ -272,7 +282,9 @@ def _flat_lines(band: np.ndarray, grid: _Grid) -> np.ndarray:
     return flat
 
 
-def _find_edge(image: Image.Image, inner: int, outer: int, span: tuple[int, int], axis: int, grid: _Grid) -> int:
+def _find_edge(
+    image: Image.Image, inner: int, outer: int, span: tuple[int, int], axis: int, grid: _Grid
+) -> int:
     """Walk from ``inner`` (inside the picture) towards ``outer`` and stop at the first flat line.
 
     ``axis`` 0 walks over rows (``span`` is a column range), 1 over columns (``span`` a row range).
@@ -293,7 +305,9 @@ def _find_edge(image: Image.Image, inner: int, outer: int, span: tuple[int, int]
     return lo + int(flat[-1]) + 1 if outer < inner else lo + int(flat[0])
 
 
-def _walk(image: Image.Image, inner: int, near: int, border: int, span: tuple[int, int], axis: int, grid: _Grid) -> int:
+def _walk(
+    image: Image.Image, inner: int, near: int, border: int, span: tuple[int, int], axis: int, grid: _Grid
+) -> int:
     """Find the edge between ``inner`` and ``near``; failing that, keep walking towards ``border``.
 
     A picture in a screenshot ends at a flat gap, a border line or the screenshot edge; without any
@@ -364,12 +378,14 @@ def _looks_like_screenshot(image: Image.Image, box: Box, grid: _Grid) -> bool:
     step = grid.step
     rows, cols = grid.text.shape
     ys, xs = np.arange(rows) * step, np.arange(cols) * step
-    outside = ((ys + step <= top) | (ys >= bottom))[:, None] | ((xs + step <= left) | (xs >= right))[None, :]
+    outside_rows = (ys + step <= top) | (ys >= bottom)
+    outside_cols = (xs + step <= left) | (xs >= right)
+    outside = outside_rows[:, None] | outside_cols[None, :]
     if int((grid.text & outside).sum()) >= _MIN_TEXT_CELLS:
         return True
     pairs = (((0, 0, left, h), (right, 0, w, h), 1), ((0, 0, w, top), (0, bottom, w, h), 0))
     for box_a, box_b, axis in pairs:
-        if box_a[2] > box_a[0] and box_a[3] > box_a[1] and box_b[2] > box_b[0] and box_b[3] > box_b[1]:
+        if min(box_a[2] - box_a[0], box_a[3] - box_a[1], box_b[2] - box_b[0], box_b[3] - box_b[1]) > 0:
             blank_a, colour_a = _blank(image, box_a, axis, grid)
             blank_b, colour_b = _blank(image, box_b, axis, grid)
             if blank_a and blank_b and np.abs(colour_a - colour_b).max() <= _UI_TOL:

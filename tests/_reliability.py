@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -89,8 +90,6 @@ def gr_message(fn: Callable, *args, match: str | None = None) -> str:
     assert isinstance(message, str) and message.strip()
     assert "Traceback" not in message
     if match is not None:
-        import re
-
         assert re.search(match, message), message
     return message
 

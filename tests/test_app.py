@@ -286,7 +286,7 @@ def test_training_run_activates_and_lists_the_new_checkpoint(fa, tiny):
     assert "| cat |" in md and "| fish |" in md
     wrong = fapp.wrong_gallery(snap)
     assert len(wrong) == len(snap.result.wrong_test_images())
-    assert all(" taken for " in caption for _, caption in wrong)
+    assert all(" → " in caption and caption.endswith("%") for _, caption in wrong)
     choices, active = fapp.checkpoint_choices(fa)
     assert active == str(snap.checkpoint)
     labels = dict((v, k) for k, v in choices)

@@ -24,6 +24,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ARTIFACTS = ROOT / "test-artifacts"
 WAIT_MS = 180_000  # generous: the machine may be busy; nothing here asserts on timing
 SOON_MS = 30_000  # for what follows from something already seen (the same page update)
+STATUS = "#fc-status .fc-status"  # the status text itself, without the block's loading indicator
 
 
 def _missing_browser() -> str | None:
@@ -165,13 +166,13 @@ def test_predict_tab(page, tmp_path):
 
 def test_train_tab_runs_to_the_end(page, server):
     open_train_tab(page)
-    assert not page.locator("#fc-status").inner_text().startswith(("Preparing", "Training"))
+    assert not page.locator(STATUS).inner_text().startswith(("Preparing", "Training"))
     before = set(server.checkpoints.glob("*-simplenet*.pt"))
     watch_loss_plot(page)
     choose_settings(page, epochs=3)
     page.get_by_role("button", name="Train", exact=True).click()
-    wait_text(page, "#fc-status", r"Preparing|Training|Finished")
-    status = wait_text(page, "#fc-status", r"^(Finished|Failed|Stopped)")
+    wait_text(page, STATUS, r"Preparing|Training|Finished")
+    status = wait_text(page, STATUS, r"^(Finished|Failed|Stopped)")
     assert status.startswith("Finished"), status
     assert "simplenet on" in status and "Last epoch: training loss" in status
     page.wait_for_function("() => document.querySelector('#fc-loss-plot img') !== null", timeout=SOON_MS)
@@ -189,18 +190,23 @@ def test_train_tab_runs_to_the_end(page, server):
 
 def test_long_run_survives_reload_refuses_a_second_start_and_stops(page):
     open_train_tab(page)
-    choose_settings(page, epochs=1000, batch_size=1)
+    choose_settings(page, epochs=1000, batch_size=4)
     page.get_by_role("button", name="Train", exact=True).click()
-    wait_text(page, "#fc-status", r"^Training: epoch")
+    wait_text(page, STATUS, r"^Training: epoch")
 
     # reload in the middle: the page re-attaches to the run
     page.reload()
     open_train_tab(page)
     watch_loss_plot(page)
-    wait_text(page, "#fc-status", r"^Training: epoch \d+/1000")
+    wait_text(page, STATUS, r"^Training: epoch \d+/1000")
+    # ...and shows the settings of that run, not the defaults
+    page.wait_for_function("() => [...document.querySelectorAll('input[type=number]')].some(i => i.value === '1000')", timeout=SOON_MS)
+    assert page.get_by_label("simplenet").is_checked()
+    assert page.get_by_label("Epochs", exact=True).input_value() == "1000"
+    assert page.get_by_label("Batch size", exact=True).input_value() == "4"
     # the plot follows the run: at least two different pictures as epochs end
     page.wait_for_function("() => window.__lossImages.length >= 2", timeout=WAIT_MS)
-    epoch = int(re.search(r"epoch (\d+)/1000", page.locator("#fc-status").inner_text()).group(1))
+    epoch = int(re.search(r"epoch (\d+)/1000", page.locator(STATUS).inner_text()).group(1))
     assert epoch >= 2
     shot(page, "browser-train-running.png")
 
@@ -210,7 +216,7 @@ def test_long_run_survives_reload_refuses_a_second_start_and_stops(page):
     assert "already in progress" in toasts(page)
 
     page.get_by_role("button", name="Stop").click()
-    status = wait_text(page, "#fc-status", r"^(Stopped|Finished|Failed)")
+    status = wait_text(page, STATUS, r"^(Stopped|Finished|Failed)")
     assert status.startswith("Stopped"), status
     page.get_by_text(re.compile(r"Stopped after \d+ of 1000 epochs")).wait_for(timeout=SOON_MS)
     shot(page, "browser-train-stopped.png")

@@ -28,6 +28,7 @@ from _reliability import (
     assert_still_serving,
     checkpoint_meta,
     encode,
+    gr_message,
     make_checkpoint,
     new_app,
     picture,
@@ -164,8 +165,6 @@ def test_only_bad_checkpoints_at_startup_the_app_says_what_to_do(setup) -> None:
     card = webapp.model_card(restarted)
     assert "No model is loaded yet" in card and "Train" in card and "Problems found" in card
     assert "weights contain NaN" in card
-    from _reliability import gr_message
-
     gr_message(webapp.predict_api, restarted, str(image), match=r"^No model is loaded\.$")
     gr_message(webapp.predict_one, restarted, str(image), True, match=r"No model is loaded")
     assert not marker.exists()
