@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import random
-import time
 
 import numpy as np
 import pytest
@@ -213,16 +212,12 @@ def test_deterministic() -> None:
     assert trim_screenshot(img)[1] == trim_screenshot(img.copy())[1]
 
 
-def test_fast_on_large_screenshot() -> None:
+def test_hidpi_screenshot() -> None:
+    # Speed is measured by bench/make_screenshots.py --evaluate, not asserted here.
     small, _ = browser_screenshot(0)
     img = small.resize((2560, 1600), Image.Resampling.NEAREST)  # a HiDPI screenshot
-    trim_screenshot(img)
-    start = time.process_time()
     _, box = trim_screenshot(img)
-    elapsed = time.process_time() - start
     assert_close(box, (840, 400, 1840, 1080), 16)
-    # The target is < 50 ms on one core; leave generous room for slow or busy test machines.
-    assert elapsed < 0.5
 
 
 @st.composite
