@@ -52,19 +52,13 @@ class JobSnapshot:
         return (self.finished or time.time()) - self.started
 
     def eta_seconds(self) -> float | None:
-        """Time left, from the pace of the epochs (and batches) so far."""
-        if self.state != "training" or self.progress is None or self.progress.stage != "train":
+        """Time left, from the mean epoch time so far and the current epoch's batch counter."""
+        if self.state != "training" or not self.history:
             return None
-        done_epochs = len(self.history)
-        frac_epoch = self.progress.done / max(1, self.progress.total)
-        done = done_epochs + (frac_epoch if self.progress.epoch == done_epochs else 0)
-        if done <= 0:
-            return None
-        train_elapsed = sum(h.seconds for h in self.history)
-        per_epoch = train_elapsed / done_epochs if done_epochs else None
-        if per_epoch is None:
-            return None
-        return max(0.0, (self.config.epochs - done) * per_epoch)
+        per_epoch = sum(h.seconds for h in self.history) / len(self.history)
+        p = self.progress
+        in_epoch = p.done / max(1, p.total) if p and p.stage == "train" and p.epoch == len(self.history) else 0.0
+        return max(0.0, (self.config.epochs - len(self.history) - in_epoch) * per_epoch)
 
 
 class JobRunner:

@@ -11,7 +11,7 @@ import hashlib
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -398,7 +398,3 @@ def train(
         stopped=stopped,
         seconds=time.perf_counter() - t_start,
     )
-
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)
