@@ -553,8 +553,9 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
 
         # --- predict events ---
         predict_outputs = [label, verdict_md, seen, trimmed, card]
-        # A new picture first clears the last one's answer (in the browser, no round trip), so a file that
-        # fails shows its error next to nothing stale; progress and errors show on the probability panel only.
+        # A new picture first clears the last one's answer (unqueued, so at once), so a file that fails
+        # shows its error next to nothing stale; progress and errors show on the probability panel only.
+        # (A js-only clearing step made the change event fire twice: two predictions, two error toasts.)
         image.change(lambda: (None, "", None, None), None, [label, verdict_md, seen, trimmed], queue=False, show_progress="hidden", api_visibility="private").then(
             lambda p, t: predict_one(app, p, t), [image, trim], predict_outputs, api_name="classify", show_progress="minimal", show_progress_on=label
         )
@@ -633,8 +634,8 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
             if snap.running:
                 outs += [gr.skip(), gr.skip()]
             else:
-                choices, active = checkpoint_choices(app)
-                outs += [gr.update(choices=choices, value=active), model_card(app)]
+                choices, _ = checkpoint_choices(app)  # not value=: a tick must not undo what the user picked
+                outs += [gr.update(choices=choices), model_card(app)]
             outs += [snap.version, plots_key]
             return outs
 

@@ -25,6 +25,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def loadavg() -> str:
+    """The 1-minute load average (this machine has 2 cores; other processes may be running)."""
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
+
+
 def add_data_arg(parser, help_text: str = "book-catfish root with train/ and val/ class folders") -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"{help_text} (default {DEFAULT_DATA})")
 

@@ -11,10 +11,13 @@ fishcat.models.TransferNet(2).backbone; the contiguous one is load_efficientnet_
 without .to(memory_format=channels_last), wrapped with the same centring/L2 normalisation.
 Each (layout, batch size) is warmed up once, then timed over --images images for --rounds
 rounds, interleaving the two layouts so that background load hits both; the best round is
-reported (median also shown). Threads: torch default (torch.get_num_threads()).
+reported (median also shown). Threads: torch default (torch.get_num_threads()) unless
+--threads N. The 1-minute load average is printed per batch size: on 2 cores with other
+processes running, multi-threaded kernels lose far more than single-threaded ones, so when
+the load is high compare with --threads 1.
 
 Run from the repo root:
-    .venv/bin/python bench/features.py [--data ../shared/datasets/book-catfish] [--images 64] [--rounds 3]
+    .venv/bin/python bench/features.py [--data ../shared/datasets/book-catfish] [--images 64] [--rounds 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # repo root, fo
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from bench._common import add_data_arg, check_data  # noqa: E402
+from bench._common import add_data_arg, check_data, loadavg  # noqa: E402
 from fishcat.data import list_images  # noqa: E402
 from fishcat.models import MODELS, EfficientNetLite0Backbone, TransferNet, load_efficientnet_lite0  # noqa: E402
 from fishcat.preprocess import load_for_model, normalize  # noqa: E402
@@ -63,14 +66,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64, help="images per timed round (default 64)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-sizes", default="1,4,8,16,32")
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: leave torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data_root = check_data(args.data)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     spec = MODELS["efficientnet-lite0"].input_spec
     paths = list_images(data_root / "train")[:: max(1, 788 // args.images)][: args.images]
     x = normalize(torch.stack([load_for_model(p, spec)[0] for p in paths]), spec)  # (N, 3, 224, 224) float, contiguous
-    print(f"{len(x)} real images, input {tuple(x.shape[1:])}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"{len(x)} real images, input {tuple(x.shape[1:])}, torch {torch.__version__}, threads {torch.get_num_threads()}, load {loadavg()}")
 
     cl = TransferNet(2).backbone.eval()
     plain = ContiguousBackbone().eval()
@@ -86,7 +92,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, m in models.items():
                 results.setdefault((name, bs), []).append(time_per_image(m, x, bs))
-        print(f"  batch {bs:>2}: " + ", ".join(f"{n} {min(results[(n, bs)]) * 1000:.1f} ms/img" for n in models), flush=True)
+        print(f"  batch {bs:>2}: " + ", ".join(f"{n} {min(results[(n, bs)]) * 1000:.1f} ms/img" for n in models) + f"  (load {loadavg()})", flush=True)
 
     print(f"\n=== EfficientNet-Lite0 backbone, ms per image (best of {args.rounds} rounds over {len(x)} images; median in brackets) ===")
     print(f"{'batch':>5} | {'channels_last':>20} | {'contiguous':>20} | {'contiguous / channels_last':>26}")

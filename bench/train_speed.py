@@ -14,7 +14,9 @@ Timed end to end:
   - fishcat CLI (subprocess, also reported): the real command, including interpreter start and
     imports; on simplenet the CLI's cache folder is not used.
 All files are read once before timing so neither side pays for cold disk reads. The machine
-is shared: compare the ratio from one run, not absolute seconds across runs.
+is shared: compare the ratio from one run, not absolute seconds across runs. The 1-minute load
+average at the start and end of each repeat is printed: on 2 cores a load well above 2 slows
+torch's multi-threaded compute more than single-threaded JPEG decoding, which skews the ratio.
 
 Run from the repo root:
     .venv/bin/python bench/train_speed.py [--data ../shared/datasets/book-catfish] [--repeat N] [--no-cli]
@@ -33,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # repo root, for `python bench/train_speed.py`
 
-from bench._common import ROOT, add_data_arg, check_data, fmt_counts, run_fishcat, same_work_layout, warm_file_cache  # noqa: E402
+from bench._common import ROOT, add_data_arg, check_data, loadavg, fmt_counts, run_fishcat, same_work_layout, warm_file_cache  # noqa: E402
 from bench.original import run_original  # noqa: E402
 
 
@@ -69,6 +71,7 @@ def main() -> None:
         rows = []
         for rep in range(args.repeat):
             print(f"\n--- repeat {rep + 1}/{args.repeat}: original loop ---", flush=True)
+            load0 = loadavg()
             orig = run_original(data_root, args.epochs, verbose=not args.quiet)
             print(f"--- repeat {rep + 1}/{args.repeat}: fishcat train --model simplenet (in process) ---", flush=True)
             fc = run_fishcat(layout, "simplenet", epochs=args.epochs, cache_dir=None, verbose=not args.quiet)
@@ -80,23 +83,24 @@ def main() -> None:
                 cli = run_cli(layout, args.epochs)
                 if rep == 0:
                     print(f"  $ {cli['cmd']}")
-            rows.append((orig, fc, cli))
+            rows.append((orig, fc, cli, f"{load0}/{loadavg()}"))
 
-    print("\n=== end-to-end training time, SimpleNet, %d epochs, 788 train / 102 val ===" % args.epochs)
+    o0 = rows[0][0]
+    print(f"\n=== end-to-end training time, SimpleNet, {args.epochs} epochs, {o0['n_train']} train / {o0['n_val']} val ===")
     print(f"{'repeat':>6} | {'original s':>10} | {'fishcat s':>9} | {'speed-up':>8} | {'CLI s':>7} | {'CLI speed-up':>12} | "
-          f"{'orig val acc':>12} | {'fishcat val acc':>15} | {'fishcat test acc':>16} | {'CLI val acc':>11}")
-    for i, (o, f, c) in enumerate(rows):
+          f"{'orig val acc':>12} | {'fishcat val acc':>15} | {'fishcat test acc':>16} | {'CLI val acc':>11} | load start/end")
+    for i, (o, f, c, load) in enumerate(rows):
         cs = f"{c['seconds']:7.2f}" if c else f"{'-':>7}"
         cr = f"{o['seconds'] / c['seconds']:11.1f}x" if c else f"{'-':>12}"
         ca = f"{c['val_acc']:11.2f}" if c else f"{'-':>11}"
         print(f"{i + 1:>6} | {o['seconds']:10.2f} | {f['seconds']:9.2f} | {o['seconds'] / f['seconds']:7.1f}x | {cs} | {cr} | "
-              f"{o['val_acc']:12.4f} | {f['val_acc']:15.4f} | {f['test_acc']:16.4f} | {ca}")
-    ratios = [o["seconds"] / f["seconds"] for o, f, _ in rows]
+              f"{o['val_acc']:12.4f} | {f['val_acc']:15.4f} | {f['test_acc']:16.4f} | {ca} | {load}")
+    ratios = [o["seconds"] / f["seconds"] for o, f, _, _ in rows]
     ratio = statistics.median(ratios)
     print(f"\nspeed-up (median of {len(rows)}): fishcat in process is {ratio:.1f}x faster than the original loop "
           f"-> target >= 10x: {'MET' if ratio >= 10 else 'MISSED'}")
     if not args.no_cli:
-        cli_ratio = statistics.median(o["seconds"] / c["seconds"] for o, _, c in rows)
+        cli_ratio = statistics.median(o["seconds"] / c["seconds"] for o, _, c, _ in rows)
         print(f"speed-up (median) via the CLI subprocess, incl. interpreter start and imports: {cli_ratio:.1f}x "
               f"-> target >= 10x: {'MET' if cli_ratio >= 10 else 'MISSED'}")
 

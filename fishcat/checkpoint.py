@@ -53,6 +53,10 @@ class Checkpoint:
         return InputSpec.from_dict(self.meta["input_spec"])
 
     @property
+    def temperature(self) -> float:
+        return float(self.meta.get("temperature", 1.0))
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
@@ -71,6 +75,7 @@ def build_metadata(result) -> dict:
         "model": result.model_name,
         "classes": list(result.classes),
         "input_spec": result.input_spec.to_dict(),
+        "temperature": float(result.temperature),
         "config": asdict(result.config),
         "metrics": {
             "test": result.test.to_dict() if result.test else None,
@@ -183,6 +188,9 @@ def checkpoint_from_dict(data: dict, path: Path | None, device: str | torch.devi
         raise CheckpointError(f"{name}: missing or invalid input_spec") from None
     if spec != MODELS[model_name].input_spec:
         raise CheckpointError(f"{name}: input_spec {spec} does not match model {model_name!r}")
+    temperature = data.get("temperature", 1.0)
+    if not isinstance(temperature, (int, float)) or not (0 < temperature < math.inf):
+        raise CheckpointError(f"{name}: temperature must be a positive number, not {temperature!r}")
     model = build_model(model_name, len(classes))
     frozen = MODELS[model_name].frozen_backbone
     try:

@@ -95,7 +95,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     info = MODELS[ckpt.model_name]
     data, skipped = prepare_split(samples, ckpt.model_name, ckpt.model, ckpt.device, None, lambda *a: None)
     net = ckpt.model.head if info.frozen_backbone else ckpt.model
-    result = evaluate(net, data, spec=ckpt.input_spec, classes=ckpt.classes)
+    result = evaluate(net, data, spec=ckpt.input_spec, classes=ckpt.classes, temperature=ckpt.temperature)
     for p, why in skipped:
         print(f"skipped: {why}", file=sys.stderr)
     if args.json:

@@ -75,7 +75,7 @@ class Predictor:
         """(B, 3, S, S) uint8 -> (B, classes) probabilities on the CPU."""
         model = self.checkpoint.model
         x = normalize(images.to(self.checkpoint.device), self.spec)
-        return torch.softmax(model(x).float(), dim=1).cpu()
+        return torch.softmax(model(x).float() / self.checkpoint.temperature, dim=1).cpu()
 
 
 class ActiveModel:

@@ -112,6 +112,7 @@ class TrainResult:
     dataset: Dataset
     stopped: bool
     seconds: float
+    temperature: float = 1.0  # probabilities are softmax(logits / temperature), fitted on val
 
     def wrong_test_images(self) -> list[tuple[Path, str, str, float]]:
         """(path, true class, predicted class, confidence) for each misclassified test image."""
@@ -254,24 +255,53 @@ def _batch(data: TensorData, idx: torch.Tensor, spec: InputSpec | None, device: 
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, data: TensorData, *, spec: InputSpec | None = None, classes: list[str] | None = None, batch_size: int = 64
-) -> Evaluation:
-    """Loss, accuracy, per-class accuracy and confusion matrix of `model` on `data`."""
+def predict_logits(model: nn.Module, data: TensorData, *, spec: InputSpec | None = None, batch_size: int = 64) -> torch.Tensor:
+    """(N, classes) logits of `model` over `data`, on the CPU, in eval mode."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    n_classes = len(classes) if classes else None
-    all_logits = []
+    out = []
     for i in range(0, len(data), batch_size):
-        idx = torch.arange(i, min(i + batch_size, len(data)))
-        x, _ = _batch(data, idx, spec, device)
-        all_logits.append(model(x).float().cpu())
+        x, _ = _batch(data, torch.arange(i, min(i + batch_size, len(data))), spec, device)
+        out.append(model(x).float().cpu())
     model.train(was_training)
-    logits = torch.cat(all_logits) if all_logits else torch.zeros(0, n_classes or 2)
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+TEMPERATURE_RANGE = (0.25, 4.0)  # a tiny validation split must not make the model wildly over- or under-confident
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al., 2017): the T minimising validation NLL of softmax(logits / T).
+
+    It changes no prediction, only how sure the probabilities say the model is, so "not sure" means
+    something. A log-spaced grid search: deterministic, and nothing to tune.
+    """
+    if len(y) == 0:
+        return 1.0
+    lo, hi = TEMPERATURE_RANGE
+    grid = torch.logspace(math.log10(lo), math.log10(hi), 121)
+    nll = torch.stack([nn.functional.cross_entropy(logits / t, y) for t in grid])
+    return min(max(float(grid[int(nll.argmin())]), lo), hi)
+
+
+def evaluate(
+    model: nn.Module,
+    data: TensorData,
+    *,
+    spec: InputSpec | None = None,
+    classes: list[str] | None = None,
+    batch_size: int = 64,
+    temperature: float = 1.0,
+) -> Evaluation:
+    """Loss, accuracy, per-class accuracy and confusion matrix of `model` on `data`."""
+    n_classes = len(classes) if classes else None
+    logits = predict_logits(model, data, spec=spec, batch_size=batch_size)
+    if len(data) == 0:
+        logits = torch.zeros(0, n_classes or 2)
     y = data.y.cpu()
     n_classes = n_classes or logits.shape[1]
-    probs = torch.softmax(logits, dim=1)
+    probs = torch.softmax(logits / temperature, dim=1)
     conf, pred = probs.max(dim=1)
     confusion = torch.zeros(n_classes, n_classes, dtype=torch.long)
     for t, p in zip(y.tolist(), pred.tolist()):
@@ -366,6 +396,7 @@ def train(
     stopped = len(prepared) < 3
     history: list[EpochStats] = []
     test_eval = None
+    temperature = 1.0
     if not stopped:
         train_data = prepared["train"]
         if len(train_data) == 0:
@@ -379,9 +410,14 @@ def train(
             history.append(stats)
             yield stats
         stopped = len(history) < config.epochs
+        if not stopped and len(prepared["val"]):
+            val_logits = predict_logits(trainable, prepared["val"], spec=spec, batch_size=config.batch_size)
+            temperature = fit_temperature(val_logits, prepared["val"].y)
         if not stopped and len(prepared["test"]):
             stage_progress("evaluate", 0, 1)
-            test_eval = evaluate(trainable, prepared["test"], spec=spec, classes=dataset.classes, batch_size=config.batch_size)
+            test_eval = evaluate(
+                trainable, prepared["test"], spec=spec, classes=dataset.classes, batch_size=config.batch_size, temperature=temperature
+            )
             stage_progress("evaluate", 1, 1)
     model.eval()
     yield TrainResult(
@@ -397,4 +433,5 @@ def train(
         dataset=dataset,
         stopped=stopped,
         seconds=time.perf_counter() - t_start,
+        temperature=temperature,
     )

@@ -58,13 +58,17 @@ def server(browser, request, tmp_path_factory):
 
 
 @pytest.fixture
-def page(browser, server):
+def page(browser, server, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(WAIT_MS)
     pg.goto(server.url)
     pg.locator("input[type=file]").first.wait_for(state="attached")
+    failed_before = request.session.testsfailed
     yield pg
+    if request.session.testsfailed > failed_before:  # the call phase failed: keep what the page looked like
+        shot(pg, f"FAILED-{request.node.name}.png")
+        (ARTIFACTS / f"FAILED-{request.node.name}.log").write_text(server.log_text())
     context.close()
 
 
@@ -129,8 +133,12 @@ def use_checkpoint(page, name: str) -> None:
     page.get_by_text("Models (checkpoints)").click()
     page.get_by_label("Saved checkpoints (● = active)").click()
     page.get_by_role("option", name=re.compile(rf"^(\W*● )?{re.escape(name)} \|")).click()
+    page.wait_for_function(
+        "([label, name]) => (document.querySelector(`input[aria-label='${label}']`).value || '').includes(name)",
+        arg=["Saved checkpoints (● = active)", name],
+        timeout=SOON_MS,
+    )
     page.get_by_role("button", name="Use this model for Predict").click()
-    page.wait_for_function(f"() => [...document.querySelectorAll('.toast-body')].some(t => t.innerText.includes('{name} now answers'))")
     page.get_by_role("tab", name="Predict").click()
     page.get_by_text(f"Answered by {name}").wait_for(timeout=SOON_MS)
 

@@ -380,3 +380,37 @@ def test_images_are_decoded_once_per_run_not_per_epoch(dataset, monkeypatch) -> 
     n = len(dataset.all_samples())
     assert decodes.calls == n
     assert loads.calls == n
+
+
+def test_fit_temperature_sharpens_underconfident_and_softens_overconfident_logits() -> None:
+    from fishcat.train import TEMPERATURE_RANGE, fit_temperature
+
+    y = torch.tensor([0, 1] * 20)
+    right_but_timid = torch.stack([torch.where(y == 0, 0.4, -0.4), torch.where(y == 0, -0.4, 0.4)], dim=1)
+    assert fit_temperature(right_but_timid, y) < 1.0
+    # 30% confidently wrong: the fitted temperature must soften the probabilities
+    flipped = y.clone()
+    flipped[:12] = 1 - flipped[:12]
+    loud = torch.stack([torch.where(flipped == 0, 6.0, -6.0), torch.where(flipped == 0, -6.0, 6.0)], dim=1)
+    t = fit_temperature(loud, y)
+    assert 1.0 < t <= TEMPERATURE_RANGE[1]
+    assert fit_temperature(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)) == 1.0
+
+
+def test_checkpoint_records_temperature_and_predictor_uses_it(book_data, tmp_path) -> None:
+    from fishcat.checkpoint import build_metadata, load_checkpoint, save_checkpoint
+    from fishcat.predict import Predictor
+    from fishcat.preprocess import normalize
+    from fishcat.train import TrainConfig, TrainResult, train
+
+    result = [e for e in train(TrainConfig(model="simplenet", epochs=3), scan_dataset(book_data)) if isinstance(e, TrainResult)][0]
+    path = save_checkpoint(result.model, build_metadata(result), tmp_path / "t.pt")
+    ckpt = load_checkpoint(path, "cpu")
+    assert ckpt.temperature == pytest.approx(result.temperature)
+    image = next(iter(result.dataset.splits["test"])).path
+    x, _ = load_for_model(image, ckpt.input_spec)
+    with torch.no_grad():
+        logits = ckpt.model(normalize(x.unsqueeze(0), ckpt.input_spec))
+    expected = torch.softmax(logits / result.temperature, dim=1)[0]
+    got = Predictor(ckpt).predict(image).probabilities
+    assert list(got.values()) == pytest.approx(expected.tolist(), abs=1e-5)
