@@ -150,7 +150,8 @@ def model_card(app: FishcatApp) -> str:
     return (
         f"**Answered by** `{path.name if path else '?'}`: model **{meta['model']}**, classes "
         f"{', '.join(f'**{c}**' for c in meta['classes'])}; test accuracy {acc_text}; "
-        f"trained on `{data.get('root', '?')}` {str(meta.get('created', ''))[:16].replace('T', ' ')} UTC."
+        f"trained on `{data.get('root', '?')}` {str(meta.get('created', ''))[:16].replace('T', ' ')} UTC; "
+        f"probabilities calibrated on its validation images (temperature {predictor.checkpoint.temperature:.2f})."
     )
 
 

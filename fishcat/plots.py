@@ -13,13 +13,14 @@ from matplotlib.ticker import MaxNLocator
 from .train import EpochStats
 
 
-def _axes(title: str, ylabel: str, epochs: int) -> tuple[Figure, object]:
+def _axes(title: str, ylabel: str, epochs: int, done: int) -> tuple[Figure, object]:
     fig = Figure(figsize=(5.2, 3.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    ax.set_xlim(0.5, max(2, epochs) + 0.5)
+    # The planned epochs give a stable axis to fill; a long run shows the epochs done so far instead.
+    ax.set_xlim(0.5, max(2, epochs if epochs <= 50 else done) + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return fig, ax
@@ -31,7 +32,7 @@ def _series(history: Sequence[EpochStats], attr: str) -> tuple[list[int], list[f
 
 
 def loss_figure(history: Sequence[EpochStats], epochs: int) -> Figure:
-    fig, ax = _axes("Loss", "cross-entropy", epochs)
+    fig, ax = _axes("Loss", "cross-entropy", epochs, len(history))
     for attr, label in (("train_loss", "training"), ("val_loss", "validation")):
         x, y = _series(history, attr)
         ax.plot(x, y, marker="o", markersize=3, label=label)
@@ -41,7 +42,7 @@ def loss_figure(history: Sequence[EpochStats], epochs: int) -> Figure:
 
 
 def accuracy_figure(history: Sequence[EpochStats], epochs: int) -> Figure:
-    fig, ax = _axes("Accuracy", "accuracy", epochs)
+    fig, ax = _axes("Accuracy", "accuracy", epochs, len(history))
     for attr, label in (("train_acc", "training"), ("val_acc", "validation")):
         x, y = _series(history, attr)
         ax.plot(x, y, marker="o", markersize=3, label=label)

@@ -205,11 +205,13 @@ def fit(
     """
     trainable = trainable or model
     device = next(trainable.parameters()).device
+    n = len(train_data)
+    n_batches = math.ceil(n / config.batch_size)
+    if on_progress:  # the first optimizer of a process takes seconds to import; show that training has begun
+        on_progress(Progress("train", 0, n_batches, 0))
     optimizer = torch.optim.Adam([p for p in trainable.parameters() if p.requires_grad], lr=config.lr)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(config.seed)
-    n = len(train_data)
-    n_batches = math.ceil(n / config.batch_size)
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
         trainable.train()

@@ -101,7 +101,9 @@ def test_fit_yields_one_epochstats_per_epoch(dataset) -> None:
     assert not result.model.training
     stages = {p.stage for p in progress}
     assert {"decode", "train", "evaluate"} <= stages
-    train_steps = [p for p in progress if p.stage == "train"]
+    first = next(p for p in progress if p.stage == "train")
+    assert (first.done, first.total, first.epoch) == (0, 3, 0)  # "training has begun", before the first batch
+    train_steps = [p for p in progress if p.stage == "train" and p.done > 0]
     assert len(train_steps) == 3 * 3  # 24 images / batch 8 = 3 batches, 3 epochs
     assert [p.epoch for p in train_steps] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
 
@@ -256,7 +258,7 @@ def test_stop_before_training_starts(dataset) -> None:
 def test_fit_stops_after_one_batch() -> None:
     model = Recorder()
     calls = []
-    stats = list(fit(model, _index_data(20), None, cfg(epochs=2, batch_size=2), stop=lambda: len(calls) >= 1, on_progress=calls.append))
+    stats = list(fit(model, _index_data(20), None, cfg(epochs=2, batch_size=2), stop=lambda: sum(p.done > 0 for p in calls) >= 1, on_progress=calls.append))
     assert stats == []
     assert len(model.seen) == 1
 
