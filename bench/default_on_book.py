@@ -70,7 +70,8 @@ def main() -> None:
         print(f"  ({time.perf_counter() - t0:.1f}s)\n", flush=True)
 
     meta = read_checkpoint_file(ckpt)
-    print(f"checkpoint: {ckpt}  model {meta['model']}  classes {meta['classes']}  trained on {meta['data']['root']}")
+    print(f"checkpoint: {ckpt}  model {meta['model']}  classes {meta['classes']}  trained on {meta['data']['root']}  "
+          f"created {meta.get('created')}  temperature {meta.get('temperature', 1.0)}")
     test = (meta.get("metrics") or {}).get("test") or {}
     if test:
         print(f"  its own test accuracy: {test.get('accuracy'):.4f} on {test.get('n')} images")

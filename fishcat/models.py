@@ -6,6 +6,7 @@ Each model carries its InputSpec, so preprocessing travels with the model into t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -72,28 +73,36 @@ def load_efficientnet_lite0(pretrained: bool = True) -> nn.Module:
     return net
 
 
-class EfficientNetLite0Backbone(nn.Module):
-    """Pretrained EfficientNet-Lite0 up to its ImageNet scores: (B, 3, 224, 224) -> (B, 1000).
+def _centred_unit(x: torch.Tensor) -> torch.Tensor:
+    x = x - x.mean(dim=1, keepdim=True)
+    return nn.functional.normalize(x, dim=1)
 
-    The features a new head sees are the 1000 ImageNet class scores, centred and L2-normalised
-    (times `scale`), not the 1280-d pooled embedding: class scores say *what* is in the picture
-    rather than how it is drawn, so a head trained on emoji and clip-art cats still recognises
-    cat photos (0.96 vs 0.63 accuracy on real photos, bench/transfer_features.py).
+
+class EfficientNetLite0Backbone(nn.Module):
+    """Pretrained EfficientNet-Lite0, frozen: (B, 3, 224, 224) -> (B, 2280) features.
+
+    The features are the pooled 1280-d embedding and the 1000 ImageNet class scores, each centred
+    and L2-normalised, side by side (times `scale`). Normalising is what lets a head trained on
+    emoji and clip-art cats recognise cat photos (the raw embedding learns "photo = fish" from the
+    shipped pictures); adding the class scores makes it steadier. On all 890 real photos of the book's
+    data set, a head trained on the shipped pictures scores 0.99 with these features, 0.97 with either
+    half alone and 0.62 with the raw embedding (bench/transfer_features.py).
     """
 
-    feature_dim = 1000
+    feature_dim = 1280 + 1000
     scale = 5.0  # logit scale of the normalised features, so a linear head trains in ~20 epochs
 
     def __init__(self, pretrained: bool = True) -> None:
         super().__init__()
         self.net = load_efficientnet_lite0(pretrained)
-        # channels_last runs this depthwise-conv net about 2x faster on CPU (bench/features.py)
+        # channels_last: faster depthwise convolutions on CPU at batch >= 8 (bench/features.py)
         self.net.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.net(x.contiguous(memory_format=torch.channels_last))  # (B, 1000) ImageNet scores
-        logits = logits - logits.mean(dim=1, keepdim=True)
-        return nn.functional.normalize(logits, dim=1) * self.scale
+        x = x.contiguous(memory_format=torch.channels_last)
+        z = self.net._avg_pooling(self.net.extract_features(x)).flatten(1)  # (B, 1280) pooled embedding
+        scores = self.net._fc(z)  # (B, 1000) ImageNet class scores
+        return torch.cat([_centred_unit(z), _centred_unit(scores)], dim=1) * (self.scale / math.sqrt(2))
 
 
 class TransferNet(nn.Module):

@@ -125,11 +125,14 @@ class TrainResult:
         return out
 
 
+FEATURES_VERSION = 3  # bump when a backbone's features change, so old cache files are not reused
+
+
 class FeatureCache:
     """Backbone features on disk, keyed by file content (sha256), for one model + input spec."""
 
     def __init__(self, folder: Path, model_name: str, spec: InputSpec) -> None:
-        key = hashlib.sha256(repr((model_name, spec.to_dict(), 1)).encode()).hexdigest()[:16]
+        key = hashlib.sha256(repr((model_name, spec.to_dict(), FEATURES_VERSION)).encode()).hexdigest()[:16]
         self.path = Path(folder) / f"features-{model_name}-{key}.pt"
         self.entries: dict[str, torch.Tensor] = {}
         self.dirty = False

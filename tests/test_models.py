@@ -9,6 +9,7 @@ from torch import nn
 from fishcat.models import (
     DEFAULT_MODEL,
     MODELS,
+    EfficientNetLite0Backbone,
     SimpleNet,
     build_model,
     count_parameters,
@@ -140,7 +141,7 @@ def test_count_parameters_and_describe_layers(name: str) -> None:
     assert sum(r[2] for r in rows if r[3]) <= total
     if MODELS[name].frozen_backbone:
         head = model.head[-1]
-        assert trainable == head.weight.numel() + head.bias.numel() == 1000 * 2 + 2
+        assert trainable == head.weight.numel() + head.bias.numel() == EfficientNetLite0Backbone.feature_dim * 2 + 2 == 2280 * 2 + 2
         assert any(r[0].startswith("...") for r in rows), "a backbone's hundreds of layers are summarised"
         assert rows[-1][3] is True and rows[-1][0].startswith("head")
         assert rows[0][3] is False
