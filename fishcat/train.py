@@ -180,8 +180,8 @@ def decode_samples(
 
 
 @torch.inference_mode()
-def compute_features(backbone: nn.Module, images: torch.Tensor, spec: InputSpec, device: torch.device, batch_size: int = 8) -> torch.Tensor:
-    """(N, 3, S, S) uint8 -> (N, D) float features. Small batches are fastest on CPU (bench/features.py)."""
+def compute_features(backbone: nn.Module, images: torch.Tensor, spec: InputSpec, device: torch.device, batch_size: int = 4) -> torch.Tensor:
+    """(N, 3, S, S) uint8 -> (N, D) float features. Batches of 4 are fastest on a 2-core CPU (bench/features.py)."""
     backbone.eval()
     out = []
     for i in range(0, len(images), batch_size):
