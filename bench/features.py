@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # repo root, for `python bench/features.py`
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 
 from bench._common import add_data_arg, check_data, loadavg  # noqa: E402
