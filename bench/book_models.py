@@ -29,6 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # repo root, for `python bench/book_models.py`
 
+import torch  # noqa: E402
+
 from bench._common import add_data_arg, check_data, fmt_counts, loadavg, run_fishcat, same_work_layout, warm_file_cache  # noqa: E402
 from bench.original import run_original  # noqa: E402
 from fishcat.models import MODELS  # noqa: E402
@@ -45,6 +47,8 @@ def main() -> None:
     rows = []  # (label, val_acc, test_acc, seconds, load at start/end)
     with same_work_layout(data_root) as layout, tempfile.TemporaryDirectory(prefix="fishcat-bench-cache-") as cache_dir:
         warm_file_cache(data_root)
+        # The first torch.optim optimizer of a process imports torch._dynamo (~2 s): pay it before timing anything.
+        torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
         print(f"data: {data_root}; fishcat sees {layout} (test/ = symlinked copy of val/)", flush=True)
 
         print("\n--- original loop (book SimpleNet, ImageFolder) ---", flush=True)
