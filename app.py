@@ -428,6 +428,13 @@ def checkpoint_choices(app: FishcatApp) -> tuple[list[tuple[str, str]], str | No
     return choices, active_path
 
 
+def model_list(chosen: str) -> str:
+    """One line per model of the registry, the chosen one in bold."""
+    return "\n".join(
+        f"- **{name}: {info.description}**" if name == chosen else f"- {name}: {info.description}" for name, info in MODELS.items()
+    )
+
+
 @functools.lru_cache(maxsize=None)
 def model_table(model: str) -> str:
     """Layers and parameter counts of a freshly built model (for 2 classes), as markdown."""
@@ -515,7 +522,7 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
                     upload = gr.File(label="Data set .zip", file_types=[".zip"], type="filepath", visible=False)
                     check_btn = gr.Button("Check data")
                     model = gr.Radio([(f"{name}", name) for name in MODELS], value=DEFAULT_MODEL, label="Model")
-                    model_desc = gr.Markdown(MODELS[DEFAULT_MODEL].description)
+                    model_desc = gr.Markdown(model_list(DEFAULT_MODEL))
                     with gr.Row():
                         epochs = gr.Number(value=20, label="Epochs", precision=0, minimum=1, maximum=1000)
                         lr = gr.Number(value=0.001, label="Learning rate", minimum=0)
@@ -584,7 +591,7 @@ def build_ui(app: FishcatApp) -> gr.Blocks:
         )
         quarantine_btn.click(quarantine_files, [data_root, corrupt_state], [corrupt_state, quarantine_btn], api_visibility="private")
         hood_inputs = [model, epochs, lr, batch_size, seed]
-        model.change(lambda m: MODELS[m].description, model, model_desc, api_visibility="private")
+        model.change(model_list, model, model_desc, api_visibility="private")
         for comp in hood_inputs:
             comp.change(under_the_hood, hood_inputs, hood, api_visibility="private")
 

@@ -382,3 +382,14 @@ def test_ui_builds_with_the_named_endpoints(fa):
     demo = fapp.build_ui(fa)
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"predict", "classify", "train", "stop"} <= names
+
+
+def test_model_list_describes_every_registry_model_and_marks_the_choice() -> None:
+    from fishcat.models import MODELS
+
+    text = fapp.model_list("cnn")
+    lines = text.splitlines()
+    assert len(lines) == len(MODELS)
+    for name, info in MODELS.items():
+        assert any(name in line and info.description in line for line in lines)
+    assert [line for line in lines if line.startswith("- **")] == [f"- **cnn: {MODELS['cnn'].description}**"]
