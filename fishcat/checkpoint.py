@@ -20,7 +20,7 @@ from torch import nn
 
 from . import __version__
 from .paths import PROJECT_ROOT
-from .models import MODELS, build_model, resolve_device, trainable_state_dict
+from .models import FEATURES_VERSION, MODELS, build_model, resolve_device, trainable_state_dict
 from .preprocess import InputSpec
 
 FORMAT = "fishcat-checkpoint"
@@ -110,6 +110,7 @@ def save_checkpoint(model: nn.Module, meta: dict, path: str | Path) -> Path:
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "features_version": FEATURES_VERSION,  # what the frozen backbone's features were when the head was trained
         **meta,
         "state_dict": trainable_state_dict(meta["model"], model),
     }
@@ -191,8 +192,13 @@ def checkpoint_from_dict(data: dict, path: Path | None, device: str | torch.devi
     temperature = data.get("temperature", 1.0)
     if not isinstance(temperature, (int, float)) or not (0 < temperature < math.inf):
         raise CheckpointError(f"{name}: temperature must be a positive number, not {temperature!r}")
-    model = build_model(model_name, len(classes))
     frozen = MODELS[model_name].frozen_backbone
+    if frozen and data.get("features_version") != FEATURES_VERSION:
+        raise CheckpointError(
+            f"{name}: made by a fishcat whose {model_name} features differ (version {data.get('features_version')!r}, "
+            f"this one uses {FEATURES_VERSION}); train it again"
+        )
+    model = build_model(model_name, len(classes))
     try:
         result = model.load_state_dict(state, strict=not frozen)
     except RuntimeError as e:

@@ -15,6 +15,10 @@ from torch import nn
 
 from .preprocess import InputSpec
 
+# Bump when a frozen backbone's features change: cached features and heads trained on the old ones
+# must not be reused (the feature cache key and the checkpoint both carry it).
+FEATURES_VERSION = 3
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

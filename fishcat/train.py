@@ -20,7 +20,7 @@ from torch import nn
 
 from .data import Dataset, Sample
 from .images import ImageError, image_digest
-from .models import MODELS, build_model, resolve_device
+from .models import FEATURES_VERSION, MODELS, build_model, resolve_device
 from .preprocess import InputSpec, load_for_model, normalize
 
 StopFlag = Callable[[], bool]
@@ -123,9 +123,6 @@ class TrainResult:
             if p != s.label:
                 out.append((s.path, self.classes[s.label], self.classes[p], conf))
         return out
-
-
-FEATURES_VERSION = 3  # bump when a backbone's features change, so old cache files are not reused
 
 
 class FeatureCache:

@@ -24,7 +24,7 @@ from fishcat.checkpoint import (
 )
 from fishcat.data import scan_dataset
 from fishcat.images import ImageError
-from fishcat.models import MODELS, build_model
+from fishcat.models import FEATURES_VERSION, MODELS, build_model
 from fishcat.predict import Predictor
 from fishcat.train import TrainConfig, TrainResult, train
 
@@ -400,3 +400,14 @@ def test_predictor_for_a_frozen_backbone_model(name: str, tmp_path: Path, gen) -
     with Image.open(gen.cat_photo) as im:
         expected_size = im.size
     _check(predictor.predict(gen.cat_photo), ["cat", "fish"], size, expected_size)
+
+
+@pytest.mark.parametrize("name", FROZEN)
+def test_refuses_a_head_trained_on_other_backbone_features(name: str, tmp_path: Path) -> None:
+    path = save_checkpoint(fresh_model(name, 2), minimal_meta(name, ["a", "b"]), tmp_path / "m.pt")
+    assert _raw(path)["features_version"] == FEATURES_VERSION
+    data = _raw(path)
+    data["features_version"] = FEATURES_VERSION - 1
+    _refused(_resave(data, tmp_path / "old.pt"), "features differ")
+    data.pop("features_version")
+    _refused(_resave(data, tmp_path / "older.pt"), "train it again")
