@@ -32,7 +32,7 @@ from fishcat.images import ImageError, load_image
 from fishcat.jobs import JobBusy, JobRunner, JobSnapshot
 from fishcat.models import DEFAULT_MODEL, MODELS, build_model, count_parameters, describe_layers
 from fishcat.plots import accuracy_figure, confusion_figure, loss_figure
-from fishcat.predict import TRIM_DECODE_MIN, UNSURE_BELOW, ActiveModel, Prediction
+from fishcat.predict import UNSURE_BELOW, ActiveModel, Prediction
 from fishcat.train import TrainConfig
 
 BUILTIN = "Built-in cat/fish pictures"
@@ -188,10 +188,7 @@ def predict_one(app: FishcatApp, path: str | None, trim: bool):
         p = predictor.predict(path, trim=trim)
     except ImageError as e:
         raise gr.Error(str(e)) from None
-    trim_view = None
-    if trim:
-        original = load_image(path, min_size=TRIM_DECODE_MIN)  # decoded as predict() did, so the box fits
-        trim_view = draw_box(original, p.box)
+    trim_view = draw_box(p.image, p.box) if trim else None
     note = model_card(app)
     if trim and not p.trimmed:
         note += "\n\nTrim found no borders or window chrome to remove; the whole picture was used."
@@ -232,7 +229,7 @@ def predict_many(app: FishcatApp, files: list[str] | None, trim: bool):
         name = Path(f).name
         try:
             p = predictor.predict(f, trim=trim)
-            thumb = load_image(f, min_size=(320, 320))
+            thumb = p.image.copy()
             thumb.thumbnail((320, 320))
             sure = "" if p.sure else " (not sure)"
             items.append((thumb, f"{p.label} {p.confidence:.0%}{sure}: {name}"))
@@ -299,14 +296,18 @@ def thumbnails(ds: Dataset, per_class: int = 4) -> list[tuple[Image.Image, str]]
     out = []
     for label, cls in enumerate(ds.classes):
         picked = [s for s in ds.splits["train"] if s.label == label][:per_class]
-        for s in picked:
-            try:
-                img = load_image(s.path, min_size=(128, 128))
-                img.thumbnail((160, 160))
-                out.append((img, cls))
-            except ImageError:
-                continue
+        out += [(img, cls) for img in map(_thumbnail, (s.path for s in picked), [160] * len(picked)) if img is not None]
     return out
+
+
+def _thumbnail(path: Path, size: int) -> Image.Image | None:
+    """A small preview for a gallery; None for a file that does not decode (it is reported elsewhere)."""
+    try:
+        img = load_image(path, min_size=(128, 128))
+    except ImageError:
+        return None
+    img.thumbnail((size, size))
+    return img
 
 
 def check_data(app: FishcatApp, source: str, folder: str, upload: str | None, current: str | None, seed: int):
@@ -411,12 +412,9 @@ def wrong_gallery(snap: JobSnapshot) -> list[tuple[Image.Image, str]]:
         return []
     out = []
     for path, true, pred, conf in snap.result.wrong_test_images()[:40]:
-        try:
-            img = load_image(path, min_size=(128, 128))
-            img.thumbnail((200, 200))
+        img = _thumbnail(path, 200)
+        if img is not None:
             out.append((img, f"{true} → {pred} {conf:.0%}"))  # short: a gallery cell is ~100 px wide
-        except ImageError:
-            continue
     return out
 
 

@@ -14,7 +14,7 @@ from .archive import ArchiveError
 from .checkpoint import CheckpointError, build_metadata, load_checkpoint, new_checkpoint_path, save_checkpoint
 from .data import DatasetError, find_corrupt, list_images, quarantine, scan_class_folder, scan_dataset
 from .images import ImageError
-from .models import DEFAULT_MODEL, MODELS
+from .models import DEFAULT_MODEL, MODELS, trainable_part
 from .paths import CACHE_DIR, CHECKPOINT_DIR, DEFAULT_CHECKPOINT
 from .predict import Predictor
 from .train import EpochStats, TrainConfig, TrainingError, TrainResult, evaluate, prepare_split, train
@@ -92,9 +92,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise DatasetError(f"{args.data}: classes {dataset.classes} do not match the checkpoint's {ckpt.classes}")
     # Relabel to the checkpoint's class order, then run the same prepare/evaluate as training.
     samples = [type(s)(s.path, ckpt.classes.index(dataset.classes[s.label])) for s in dataset.splits["test"]]
-    info = MODELS[ckpt.model_name]
     data, skipped = prepare_split(samples, ckpt.model_name, ckpt.model, ckpt.device, None, lambda *a: None)
-    net = ckpt.model.head if info.frozen_backbone else ckpt.model
+    net = trainable_part(ckpt.model_name, ckpt.model)  # prepare_split gave features for a frozen backbone
     result = evaluate(net, data, spec=ckpt.input_spec, classes=ckpt.classes, temperature=ckpt.temperature)
     for p, why in skipped:
         print(f"skipped: {why}", file=sys.stderr)

@@ -169,6 +169,11 @@ def build_model(name: str, num_classes: int) -> nn.Module:
     return MODELS[name].build(num_classes)
 
 
+def trainable_part(name: str, model: nn.Module) -> nn.Module:
+    """The module training updates: the head of a frozen-backbone model (fed cached features), else all of it."""
+    return model.head if MODELS[name].frozen_backbone else model
+
+
 def trainable_state_dict(name: str, model: nn.Module) -> dict[str, torch.Tensor]:
     """What a checkpoint stores: everything for from-scratch models, the head for frozen-backbone ones."""
     state = model.state_dict()

@@ -28,6 +28,7 @@ class Prediction:
     seen: Image.Image  # exactly what the network saw, after resize/crop (before normalisation)
     box: tuple[int, int, int, int]  # the region of the input that was classified (trim)
     size: tuple[int, int]  # the input image's size as decoded (a large JPEG decodes reduced)
+    image: Image.Image  # the input as decoded, before trimming: `box` is in its pixels
 
     @property
     def label(self) -> str:
@@ -61,14 +62,13 @@ class Predictor:
     def predict(self, source, *, trim: bool = False) -> Prediction:
         """`source`: a path, bytes, file object or PIL image. `trim`: cut screenshot chrome first."""
         # Trimming looks at the whole screenshot, so it gets a larger draft than the model needs.
-        image = load_image(source, min_size=TRIM_DECODE_MIN if trim else decode_hint(self.spec))
-        size = image.size
-        box = (0, 0, *size)
-        if trim:
-            image, box = trim_screenshot(image)
+        decoded = load_image(source, min_size=TRIM_DECODE_MIN if trim else decode_hint(self.spec))
+        image, box = trim_screenshot(decoded) if trim else (decoded, (0, 0, *decoded.size))
         x, seen = load_for_model(image, self.spec)
         probs = self.probabilities(x.unsqueeze(0))[0]
-        return Prediction({c: float(p) for c, p in zip(self.classes, probs)}, seen=seen, box=box, size=size)
+        return Prediction(
+            {c: float(p) for c, p in zip(self.classes, probs)}, seen=seen, box=box, size=decoded.size, image=decoded
+        )
 
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:

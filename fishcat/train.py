@@ -20,7 +20,7 @@ from torch import nn
 
 from .data import Dataset, Sample
 from .images import ImageError, image_digest
-from .models import FEATURES_VERSION, MODELS, build_model, resolve_device
+from .models import FEATURES_VERSION, MODELS, build_model, resolve_device, trainable_part
 from .preprocess import InputSpec, load_for_model, normalize
 
 StopFlag = Callable[[], bool]
@@ -408,7 +408,7 @@ def train(
         present = set(train_data.y.tolist())
         if len(present) < 2:
             raise TrainingError(f"{dataset.root}: after skipping unreadable files only one class has training images")
-        trainable = model.head if info.frozen_backbone else model
+        trainable = trainable_part(config.model, model)
         # features are float and fed to the head directly; images need normalising with the spec
         for stats in fit(model, train_data, prepared["val"], config, spec=spec, stop=stop, on_progress=on_progress, trainable=trainable):
             history.append(stats)

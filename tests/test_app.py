@@ -104,11 +104,11 @@ def test_predict_photo_without_chrome_says_so(fa):
 
 
 def test_not_sure_below_threshold(fa, monkeypatch):
-    unsure = Prediction({"cat": 0.55, "fish": 0.45}, seen=Image.new("RGB", (64, 64)), box=(0, 0, 40, 30), size=(40, 30))
+    unsure = Prediction({"cat": 0.55, "fish": 0.45}, seen=Image.new("RGB", (64, 64)), box=(0, 0, 40, 30), size=(40, 30), image=Image.new("RGB", (40, 30)))
     assert not unsure.sure and 0.55 < UNSURE_BELOW
     text = fapp.verdict(unsure)
     assert text.startswith("## Not sure: maybe cat (55%)") and "fish" in text and f"{UNSURE_BELOW:.0%}" in text
-    sure = Prediction({"cat": 0.9, "fish": 0.1}, seen=unsure.seen, box=unsure.box, size=unsure.size)
+    sure = Prediction({"cat": 0.9, "fish": 0.1}, seen=unsure.seen, box=unsure.box, size=unsure.size, image=unsure.image)
     assert fapp.verdict(sure) == "## cat (90%)"
 
     class Stub:  # a predictor that is never sure, so the handler's wording is checked end to end
